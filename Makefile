@@ -1,0 +1,36 @@
+# Everything the project needs on a fresh Debian machine is installed from here.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+APT    := DEBIAN_FRONTEND=noninteractive apt-get
+# Debian packages: iproute2 gives `ss` (the tool needs it); tshark and tcpdump are the
+# independent witnesses the tests compare our capture and replay against.
+TOOL_DEBS := iproute2
+TEST_DEBS := tshark tcpdump
+
+.PHONY: setup test-deps run test bench clean
+
+setup: $(STAMP)
+	@command -v ss >/dev/null || { $(APT) update -qq && $(APT) install -y -qq $(TOOL_DEBS); }
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+test-deps: setup
+	@missing=""; for c in tshark tcpdump; do command -v $$c >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq $(TEST_DEBS) >/dev/null; fi
+
+run: setup
+	$(VENV)/bin/tcptrace close --mode end
+
+test: test-deps
+	$(PY) -m pytest -q
+
+bench: test-deps
+	$(PY) -m tcptrace.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

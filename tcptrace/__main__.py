@@ -1,0 +1,3 @@
+from tcptrace.cli import main
+
+main()

@@ -1,0 +1,97 @@
+"""The command line. Only argument handling lives here: each command calls the edge
+(capture, file reading), the analysis and a renderer. Heavy modules (scapy above all)
+are imported inside the commands that need them, so `--help` stays fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from tcptrace import __version__
+from tcptrace.errors import TcptraceError
+
+CLOSE_MODES = ("end", "destroy")
+
+
+def _emit_json(doc: dict) -> None:
+    json.dump(doc, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _save_capture(path: str, frames, notes_by_frame: dict[int, list[str]]) -> None:
+    from tcptrace.pcapwrite import write_capture
+
+    comments = [notes_by_frame.get(i, []) for i in range(1, len(frames) + 1)]
+    write_capture(path, frames, comments)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tcptrace")
+def cli() -> None:
+    """Show what TCP really does when a connection is closed, on the wire and in the kernel.
+
+    \b
+    tcptrace close --mode end       graceful close (FIN), live on loopback
+    tcptrace close --mode destroy   abortive close (RST), live on loopback
+    tcptrace replay FILE            the same annotated ladder from a pcap/pcapng file
+    """
+
+
+@cli.command()
+@click.option("--mode", type=click.Choice(CLOSE_MODES), default="end", show_default=True,
+              help="end: shutdown(SHUT_WR), a FIN. destroy: SO_LINGER {on,0} + close(), an RST.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Server port on 127.0.0.1 (default: one the OS picks).")
+@click.option("--pending", type=click.IntRange(0, 1 << 30), default=0, metavar="BYTES",
+              help="Bytes the client queues, unread by the server, before it closes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tcptrace/1 JSON document.")
+@click.option("--save", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the capture: pcapng with each segment's explanation as a "
+                   "comment, or classic pcap if FILE ends in .pcap.")
+def close(mode: str, port: int, pending: int, as_json: bool, save: str | None) -> None:
+    """Open a real loopback connection, close it, and show the annotated ladder."""
+    from tcptrace.live import run_close
+    from tcptrace.render.jsonout import close_json
+
+    run = run_close(mode, port=port, pending=pending)
+    if save:
+        _save_capture(save, run.frames,
+                      {v.segment.frame: [v.note] for v in run.views if v.segment})
+    if as_json:
+        _emit_json(close_json(run))
+        return
+    from tcptrace.render.ladder import make_console, render_close
+
+    console = make_console()
+    render_close(console, run)
+    if save:
+        console.print(f"• Capture saved to {save}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except TcptraceError as exc:
+        click.echo(f"tcptrace: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("tcptrace: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # `tcptrace ... | head`: the reader left; not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - the promise is: no traceback for the user
+        if os.environ.get("TCPTRACE_DEBUG"):
+            raise
+        click.echo(f"tcptrace: internal error: {type(exc).__name__}: {exc} "
+                   "(set TCPTRACE_DEBUG=1 for the traceback)", err=True)
+        sys.exit(70)

@@ -1,0 +1,62 @@
+"""The `tcptrace/1` JSON contract (documented in the README)."""
+
+from __future__ import annotations
+
+from tcptrace.model import AppEvent, Connection, PacketView, StateObservation, Verdict
+
+SCHEMA = "tcptrace/1"
+
+
+def _r(t: float) -> float:
+    return round(t, 6)
+
+
+def packet_json(view: PacketView) -> dict:
+    out = {"t": _r(view.t), "from": view.sender, "flags": view.flags, "seq": view.seq,
+           "ack": view.ack, "len": view.length, "win": view.win, "note": view.note,
+           "client_state": view.client_state, "server_state": view.server_state}
+    if view.tags:
+        out["tags"] = list(view.tags)
+    if view.comments:
+        out["comments"] = list(view.comments)
+    return out
+
+
+def verdict_json(verdict: Verdict) -> dict:
+    return {"close": verdict.close, "first_closer": verdict.first_closer,
+            "rst_from": verdict.rst_from, "simultaneous": verdict.simultaneous,
+            "time_wait": verdict.time_wait, "final": dict(verdict.final),
+            "conn_state": verdict.conn_state, "history": verdict.history}
+
+
+def connection_json(conn: Connection, views: list[PacketView], verdict: Verdict, *,
+                    observations: list[StateObservation] = (),
+                    events: list[AppEvent] = (), counts: dict | None = None) -> dict:
+    t0 = conn.segments[0].t if conn.segments else 0.0
+    out = {"client": conn.client, "server": conn.server,
+           "packets": [packet_json(v) for v in views],
+           "verdict": verdict_json(verdict)}
+    if conn.vlan:
+        out["vlan"] = list(conn.vlan)
+    if conn.roles_guessed:
+        out["roles_guessed"] = conn.roles_guessed
+    if observations:
+        out["states"] = [{"t": _r(o.t - t0), "after": o.after, "client": o.client,
+                          "server": o.server, "source": o.source,
+                          **({"ss": o.details} if o.details else {})}
+                         for o in observations]
+    if events:
+        out["events"] = [{"t": _r(e.t - t0), "side": e.side, "what": e.what} for e in events]
+    if counts is not None:
+        out["bytes"] = counts
+    return out
+
+
+def close_json(run) -> dict:
+    """The document for one `tcptrace close` run (a live.CloseRun)."""
+    return {"schema": SCHEMA, "command": "close",
+            "scenario": {"mode": run.mode.name, "runtime": run.runtime,
+                         "closer": run.closer, "pending": run.pending},
+            "connections": [connection_json(run.connection, run.views, run.verdict,
+                                            observations=run.observations,
+                                            events=run.events, counts=run.bytes)]}

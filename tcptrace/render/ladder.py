@@ -1,0 +1,161 @@
+"""The annotated ladder: one row per segment, both sides' states beside it, `ss`
+snapshots and application events merged in on the same clock."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from tcptrace.model import AppEvent, Connection, PacketView, StateObservation, Verdict
+
+ARROW_WIDTH = 36
+
+# Colours only help; every fact is also in the text (NO_COLOR and pipes lose them).
+_FLAG_STYLE = {"RST": "bold red", "FIN": "bold yellow", "SYN": "bold cyan"}
+_STATE_STYLE = {"TIME-WAIT": "magenta", "CLOSED": "dim", "ESTABLISHED": "green",
+                "CLOSE-WAIT": "yellow", "FIN-WAIT-1": "yellow", "FIN-WAIT-2": "yellow",
+                "LAST-ACK": "yellow", "CLOSING": "yellow"}
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that stays readable in pipes: no colour, and wide enough for the ladder."""
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, width=max(console.width, 160),
+                          no_color=True)
+    return console
+
+
+def arrow(view: PacketView) -> Text:
+    label = "+".join(view.flags) or "(no flags)"
+    numbers = f" seq={view.seq} ack={view.ack}" + (f" len={view.length}" if view.length else "")
+    body = f" {label}{numbers} "
+    style = next((s for f, s in _FLAG_STYLE.items() if f in view.flags), "bold")
+    if view.sender == "client":
+        fill = "─" * max(1, ARROW_WIDTH - len(body) - 2)
+        return Text.assemble("─", (body, style), fill + "▶")
+    fill = "─" * max(1, ARROW_WIDTH - len(body) - 2)
+    return Text.assemble("◀" + fill, (body, style), "─")
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=_STATE_STYLE.get(state, ""))
+
+
+def _ms(t: float) -> str:
+    return f"{t * 1000:9.3f}"
+
+
+def _snapshot_detail(obs: StateObservation) -> str:
+    parts = []
+    for side in ("client", "server"):
+        d = obs.details.get(side)
+        if not d:
+            continue
+        bits = []
+        if d.get("recv_q"):
+            bits.append(f"Recv-Q {d['recv_q']}")
+        if d.get("send_q"):
+            bits.append(f"Send-Q {d['send_q']}")
+        if "timer" in d:
+            tm = d["timer"]
+            bits.append(f"timer:({tm['name']},{tm['expires']},{tm['retrans']})")
+        if bits:
+            parts.append(f"{side} " + " ".join(bits))
+    return "; ".join(parts)
+
+
+def ladder_table(conn: Connection, views: list[PacketView],
+                 observations: list[StateObservation] = (),
+                 events: list[AppEvent] = ()) -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
+    table.add_column("ms", justify="right", style="dim", no_wrap=True)
+    table.add_column(f"client {conn.client}", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column(f"server {conn.server}", no_wrap=True)
+    table.add_column("why", overflow="fold")
+    t0 = views[0].segment.t - views[0].t if views and views[0].segment else 0.0
+    rows: list[tuple[float, int, object]] = []
+    rows += [(v.t, 1, v) for v in views]
+    rows += [(o.t - t0, 2, o) for o in observations]
+    rows += [(e.t - t0, 0, e) for e in events]
+    rows.sort(key=lambda r: (r[0], r[1]))
+    for t, _, item in rows:
+        if isinstance(item, PacketView):
+            why = Text(item.note)
+            if item.tags:
+                why.append(f"  [{', '.join(item.tags)}]", style="dim")
+            for comment in item.comments:
+                why.append(f"\n  comment: {comment}", style="italic")
+            table.add_row(_ms(t), state_text(item.client_state), arrow(item),
+                          state_text(item.server_state), why)
+        elif isinstance(item, StateObservation):
+            label = Text(f"ss after {item.after}".center(ARROW_WIDTH, "┄"), style="blue")
+            table.add_row(_ms(t), Text(item.client, style="bold " + _STATE_STYLE.get(item.client, "")),
+                          label, Text(item.server, style="bold " + _STATE_STYLE.get(item.server, "")),
+                          Text(_snapshot_detail(item) or "as the kernel reports it", style="blue"))
+        else:
+            mark = f"{item.side}: {item.what}"
+            cells = [Text(f"▸ {mark}", style="dim italic"), "", ""] if item.side == "client" \
+                else ["", "", Text(f"{mark} ◂", style="dim italic")]
+            table.add_row(_ms(t), *cells, "")
+    return table
+
+
+def conclusion_lines(verdict: Verdict, observations: list[StateObservation] = (),
+                     counts: dict | None = None) -> list[str]:
+    lines = []
+    kind = {"fin": "graceful close (FIN from both sides)", "rst": "abortive close (RST)",
+            "refused": "refused (RST in reply to SYN)",
+            "half-open": "half-closed (one side's FIN only)",
+            "open": "still open at the end"}[verdict.close]
+    who = f", first closer: {verdict.first_closer}" if verdict.first_closer else ""
+    lines.append(f"How it ended: {kind}{who}" +
+                 (f"; RST sent by {verdict.rst_from}" if verdict.rst_from else "") +
+                 ("; the FINs crossed (simultaneous close)" if verdict.simultaneous else ""))
+    if verdict.time_wait:
+        timer = ""
+        for obs in reversed(observations):
+            for side in ("client", "server"):
+                d = obs.details.get(side, {})
+                if d.get("state") == "TIME-WAIT" and "timer" in d:
+                    timer = f" ({side}: timer:(timewait,{d['timer']['expires']},{d['timer']['retrans']}) per ss)"
+                    break
+            if timer:
+                break
+        lines.append(f"TIME-WAIT: {verdict.time_wait} holds the connection's 4-tuple for 60 s on "
+                     f"Linux{timer}; the other side is {verdict.final['server' if verdict.time_wait == 'client' else 'client']}.")
+    else:
+        lines.append(f"TIME-WAIT: none; final states: client {verdict.final['client']}, "
+                     f"server {verdict.final['server']}.")
+    if counts is not None and counts.get("written"):
+        w, d = counts["written"], counts["delivered"]
+        lines.append(f"Bytes queued at the close: {w:,}; delivered to the server application: "
+                     f"{d:,}" + (" (all)" if w == d else f" ({w - d:,} lost)"))
+    return lines
+
+
+def render_connection(console: Console, conn: Connection, views: list[PacketView],
+                      verdict: Verdict, observations: list[StateObservation] = (),
+                      events: list[AppEvent] = (), counts: dict | None = None) -> None:
+    console.print(ladder_table(conn, views, observations, events))
+    console.print()
+    for line in conclusion_lines(verdict, observations, counts):
+        console.print(f"• {line}")
+
+
+def render_close(console: Console, run) -> None:
+    """A live close run (live.CloseRun): header, ladder, conclusion."""
+    header = Group(
+        Text.assemble(("tcptrace close --mode ", "bold"), (run.mode.name, "bold cyan"),
+                      f"   runtime: {run.runtime}   closer: {run.closer}"),
+        Text(f"What it does: {run.mode.summary}"),
+        Text(f"Node.js equivalent: {run.mode.node}"),
+        Text(f"client {run.connection.client}  →  server {run.connection.server}   "
+             f"(states from ss after each step)", style="dim"),
+    )
+    console.print(Panel(header, expand=False))
+    render_connection(console, run.connection, run.views, run.verdict, run.observations,
+                      run.events, run.bytes)

@@ -1,0 +1,111 @@
+"""The stage of a live close: two real sockets on loopback and a recorder of what happened.
+
+The server listens on 127.0.0.1 and the client is bound to 127.0.0.2 before it connects,
+so both ports are known before the first SYN (the capture filter needs them) and every
+tool that keys columns by host (Wireshark's flow graph) keeps the two sides apart.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from dataclasses import dataclass, field
+
+from tcptrace import ss
+from tcptrace.errors import TcptraceError
+from tcptrace.model import AppEvent, StateObservation, format_endpoint
+
+SERVER_IP = "127.0.0.1"
+CLIENT_IP = "127.0.0.2"
+
+
+@dataclass
+class Recorder:
+    """What the scenario did (app events) and what `ss` said after each step."""
+
+    client: str
+    server: str
+    ports: list[int]
+    observations: list[StateObservation] = field(default_factory=list)
+    events: list[AppEvent] = field(default_factory=list)
+
+    def event(self, side: str, what: str) -> None:
+        self.events.append(AppEvent(time.time(), side, what))
+
+    def snapshot(self, after: str) -> StateObservation:
+        lines = ss.run_ss(self.ports)
+        t = time.time()
+        client = ss.find_socket(lines, self.client, self.server)
+        server = ss.find_socket(lines, self.server, self.client)
+        obs = StateObservation(
+            t=t, after=after,
+            client=client.state if client else "CLOSED",
+            server=server.state if server else "CLOSED",
+            details={side: sock.to_json() for side, sock in
+                     (("client", client), ("server", server)) if sock})
+        self.observations.append(obs)
+        return obs
+
+    def wait_for(self, after: str, *, client: str | None = None, server: str | None = None,
+                 timeout: float = 1.0) -> StateObservation:
+        """Snapshot once the kernel has reached the expected states, or after `timeout`.
+
+        Kernel work after a syscall (a delayed ACK is ~40 ms on loopback) is not done when
+        the call returns, so we poll `ss` rather than sleep a guessed amount.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = ss.run_ss(self.ports)
+            got_client = ss.state_of(lines, self.client, self.server)
+            got_server = ss.state_of(lines, self.server, self.client)
+            if ((client is None or got_client == client) and
+                    (server is None or got_server == server)) or time.monotonic() > deadline:
+                return self.snapshot(after)
+            time.sleep(0.002)
+
+
+class Stage:
+    """A listening server socket and a bound (not yet connected) client socket."""
+
+    def __init__(self, port: int = 0):
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.client: socket.socket | None = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.server: socket.socket | None = None
+        try:
+            self.listener.bind((SERVER_IP, port))
+        except OSError as exc:
+            self.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise TcptraceError(f"port {port} on {SERVER_IP} is already in use; "
+                                    "pick another --port or leave it out") from None
+            raise TcptraceError(f"cannot listen on {SERVER_IP}:{port}: {exc.strerror}") from None
+        self.listener.listen(1)
+        self.client.bind((CLIENT_IP, 0))
+        self.server_port = self.listener.getsockname()[1]
+        self.client_port = self.client.getsockname()[1]
+        self.rec = Recorder(client=format_endpoint(CLIENT_IP, self.client_port),
+                            server=format_endpoint(SERVER_IP, self.server_port),
+                            ports=[self.server_port])
+
+    def connect(self) -> None:
+        self.rec.event("client", "connect()")
+        self.client.connect((SERVER_IP, self.server_port))
+        self.server, _ = self.listener.accept()
+        self.rec.event("server", "accept()")
+        # The listener is no longer needed; closing it keeps ss output to the pair.
+        self.listener.close()
+
+    def close(self) -> None:
+        for sock in (self.client, self.server, self.listener):
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def __enter__(self) -> "Stage":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
