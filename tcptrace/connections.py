@@ -1,0 +1,140 @@
+"""Group segments into connections and decide which side is the client.
+
+A connection is keyed on its VLAN stack and its two (address, port) endpoints, not on
+hosts, so 127.0.0.1:a <-> 127.0.0.1:b is one connection and its halves stay together.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+from .decode import decode_records
+from .model import ACK, FIN, RST, SYN, Connection, Segment, format_endpoint
+from .pcapfile import CaptureReader
+
+Endpoint = tuple[str, int]
+
+
+# (VLAN stack, lower endpoint, higher endpoint): sorting the endpoints gives both
+# directions of a connection one key. A plain tuple: it is built for every segment.
+ConnectionKey = tuple[tuple[int, ...], Endpoint, Endpoint]
+
+
+def connection_key(seg: Segment) -> ConnectionKey:
+    a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
+    return (seg.vlan, a, b) if a <= b else (seg.vlan, b, a)
+
+
+class _Track:
+    """A connection being built, with what role and reuse decisions need."""
+
+    __slots__ = ("conn", "keys", "senders", "fin_from", "rst", "syn", "synack_to")
+
+    def __init__(self, seg: Segment, key: ConnectionKey):
+        self.conn = Connection(seg.src, seg.sport, seg.dst, seg.dport, vlan=seg.vlan)
+        self.keys = [key]
+        self.senders: set[Endpoint] = set()
+        self.fin_from: set[Endpoint] = set()
+        self.rst = False
+        self.syn: Segment | None = None         # the first SYN without ACK
+        self.synack_to: Endpoint | None = None  # receiver of the first SYN+ACK
+
+    def add(self, seg: Segment) -> None:
+        src = (seg.src, seg.sport)
+        self.conn.segments.append(seg)
+        self.senders.add(src)
+        flags = seg.flags
+        if flags & FIN:
+            self.fin_from.add(src)
+        if flags & RST:
+            self.rst = True
+        if flags & SYN:
+            if not flags & ACK:
+                self.syn = self.syn or seg
+            elif self.synack_to is None:
+                self.synack_to = (seg.dst, seg.dport)
+
+    def finished(self) -> bool:
+        return self.rst or len(self.fin_from) == 2
+
+    def is_new_attempt(self, seg: Segment) -> bool:
+        """A SYN (no ACK) after this connection ended, with a fresh initial sequence
+        number: the 4-tuple is being reused for a new connection."""
+        return (seg.flags & (SYN | ACK) == SYN and self.finished()
+                and (self.syn is None or seg.seq != self.syn.seq))
+
+    def accepts_other_vlan(self, seg: Segment) -> bool:
+        """Whether `seg`, seen on another VLAN stack, is this connection's reverse
+        direction: only the opposite endpoint has sent so far, and it is seg's receiver."""
+        return self.senders == {(seg.dst, seg.dport)}
+
+    def finish(self) -> Connection:
+        """Fix the roles: the sender of the first SYN is the client; failing that the
+        receiver of the first SYN+ACK; failing both, guess from the ports."""
+        conn = self.conn
+        first = conn.segments[0]
+        a, b = (first.src, first.sport), (first.dst, first.dport)
+        if self.syn is not None:
+            client = (self.syn.src, self.syn.sport)
+        elif self.synack_to is not None:
+            client = self.synack_to
+        else:
+            server, why = _guess_server(a, b)
+            conn.roles_guessed = f"no SYN seen: guessed server = {format_endpoint(*server)}, {why}"
+            client = b if server == a else a
+        server = b if client == a else a
+        conn.client_ip, conn.client_port = client
+        conn.server_ip, conn.server_port = server
+        return conn
+
+
+def _guess_server(a: Endpoint, b: Endpoint) -> tuple[Endpoint, str]:
+    """Servers listen on well-known or registered ports, clients get high ephemeral
+    ones, so the lower port is most likely the server's. `a` sent the first segment."""
+    if a[1] == b[1]:
+        return b, "the receiver of the first segment (both ports are equal)"
+    return (a if a[1] < b[1] else b), "the lower port"
+
+
+def group_connections(segments: Iterable[Segment]) -> list[Connection]:
+    """Connections in order of first appearance, each with its segments in capture order.
+
+    VLAN rule: copies of one conversation on different VLAN stacks are different
+    connections (a mirror port seeing the same traffic untagged, tagged and double
+    tagged), except that a segment on a new VLAN stack joins an existing connection
+    when it is that connection's reverse direction and the connection has no reverse
+    traffic yet: routers often carry the two directions of a session on different VLANs.
+    A connection's `vlan` is the stack of its first segment.
+    """
+    tracks: list[_Track] = []
+    by_key: dict[ConnectionKey, _Track] = {}
+    by_pair: dict[tuple[Endpoint, Endpoint], list[_Track]] = {}   # live tracks, any VLAN
+    for seg in segments:
+        key = connection_key(seg)
+        track = by_key.get(key)
+        if track is not None and seg.flags & SYN and track.is_new_attempt(seg):
+            # Port reuse: retire the old connection under every key it was known by.
+            for old in track.keys:
+                del by_key[old]
+            by_pair[key[1:]].remove(track)
+            track = None
+        if track is None:
+            pair = key[1:]
+            track = next((t for t in by_pair.get(pair, ()) if t.accepts_other_vlan(seg)), None)
+            if track is not None:
+                track.keys.append(key)
+            else:
+                track = _Track(seg, key)
+                tracks.append(track)
+                by_pair.setdefault(pair, []).append(track)
+            by_key[key] = track
+        track.add(seg)
+    return [t.finish() for t in tracks]
+
+
+def read_connections(path: str | os.PathLike) -> tuple[list[Connection], list[str]]:
+    """Stream a capture file into connections; also return the reader's warnings about
+    damaged or cut records."""
+    reader = CaptureReader(path)
+    return group_connections(decode_records(reader)), reader.warnings

@@ -1,0 +1,293 @@
+"""Frame decoding: hand-built frames for every link type and header twist, and every TCP
+segment of the real captures against tshark's dissection."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tcptrace.decode import decode_records, decode_segment
+from tcptrace.model import ACK, FIN, PSH, SYN
+from tcptrace.pcapfile import read_records
+
+CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures-real"
+
+
+# -- frame builders ----------------------------------------------------------------------
+
+def tcp(sport=40000, dport=80, seq=1000, ack=2000, flags=ACK, win=512, options=b"",
+        payload=b"") -> bytes:
+    offset = (20 + len(options)) // 4
+    return (struct.pack("!HHIIBBHHH", sport, dport, seq, ack, offset << 4, flags, win, 0, 0)
+            + options + payload)
+
+
+def ipv4(segment: bytes, src="10.0.0.1", dst="10.0.0.2", proto=6, options=b"", frag=0,
+         total=None) -> bytes:
+    ihl = (20 + len(options)) // 4
+    total = 20 + len(options) + len(segment) if total is None else total
+    return struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, total, 7, frag, 64, proto, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst)) + options + segment
+
+
+def ipv6(segment: bytes, src="2001:db8::1", dst="2001:db8:0:0:1::2", nh=6, ext=b"") -> bytes:
+    return struct.pack("!IHBB16s16s", 6 << 28, len(ext) + len(segment), nh, 64,
+                       socket.inet_pton(socket.AF_INET6, src),
+                       socket.inet_pton(socket.AF_INET6, dst)) + ext + segment
+
+
+def ether(l3: bytes, etype=0x0800, tags=()) -> bytes:
+    head = b"\x02" * 6 + b"\x04" * 6
+    for tpid, tci in tags:
+        head += struct.pack("!HH", tpid, tci)
+    return head + struct.pack("!H", etype) + l3
+
+
+def decode(linktype, frame, orig_len=None, **kw):
+    return decode_segment(linktype, frame, len(frame) if orig_len is None else orig_len, 1.5, **kw)
+
+
+# -- hand-built frames -------------------------------------------------------------------
+
+def test_ethernet_ipv4_segment_fields():
+    frame = ether(ipv4(tcp(seq=0xFFFFFFF0, ack=77, flags=PSH | ACK, win=65535, payload=b"hello")))
+    seg = decode(1, frame, index=9, comments=("note",))
+    assert (seg.t, seg.src, seg.sport, seg.dst, seg.dport) == (1.5, "10.0.0.1", 40000,
+                                                                "10.0.0.2", 80)
+    assert (seg.seq, seg.ack, seg.flags, seg.length, seg.win) == (0xFFFFFFF0, 77, PSH | ACK, 5,
+                                                                  65535)
+    assert (seg.mss, seg.wscale, seg.vlan, seg.frame, seg.comments) == (None, None, (), 9,
+                                                                        ("note",))
+
+
+SYN_OPTIONS = (b"\x02\x04\x05\xb4" b"\x01" b"\x03\x03\x07" b"\x04\x02"
+               b"\x08\x0a" + bytes(8))
+
+
+def test_syn_options_mss_and_window_scale():
+    seg = decode(1, ether(ipv4(tcp(flags=SYN, options=SYN_OPTIONS))))
+    assert (seg.mss, seg.wscale, seg.length) == (1460, 7, 0)
+
+
+def test_options_are_only_read_on_syn_segments():
+    seg = decode(1, ether(ipv4(tcp(flags=ACK, options=SYN_OPTIONS))))
+    assert (seg.mss, seg.wscale) == (None, None)
+
+
+@pytest.mark.parametrize("tags, vlan", [
+    ([(0x8100, 42)], (42,)),
+    ([(0x8100, 0xE00A)], (10,)),                        # priority bits are not the VLAN ID
+    ([(0x88A8, 10), (0x8100, 20)], (10, 20)),
+    ([(0x9100, 5), (0x8100, 6)], (5, 6)),
+    ([(0x8100, 0)], (0,)),                              # priority-tagged frame
+])
+def test_vlan_stacks_outermost_first(tags, vlan):
+    seg = decode(1, ether(ipv4(tcp()), tags=tags))
+    assert seg.vlan == vlan and seg.src == "10.0.0.1"
+
+
+@pytest.mark.parametrize("etype", [0x8847, 0x8848])
+def test_mpls_label_stack(etype):
+    labels = struct.pack("!II", 100 << 12 | 64, 200 << 12 | 1 << 8 | 64)
+    assert decode(1, ether(labels + ipv4(tcp()), etype=etype)).dport == 80
+    assert decode(1, ether(labels + ipv6(tcp()), etype=etype)).src == "2001:db8::1"
+
+
+def sll(l3: bytes, proto: int) -> bytes:
+    return struct.pack("!HHH8sH", 0, 772, 6, bytes(8), proto) + l3
+
+
+def sll2(l3: bytes, proto: int) -> bytes:
+    return struct.pack("!HHIHBB8s", proto, 0, 1, 772, 0, 6, bytes(8)) + l3
+
+
+V4, V6 = ipv4(tcp()), ipv6(tcp())
+
+
+@pytest.mark.parametrize("linktype, frame, src", [
+    (113, sll(V4, 0x0800), "10.0.0.1"),
+    (113, sll(V6, 0x86DD), "2001:db8::1"),
+    (276, sll2(V4, 0x0800), "10.0.0.1"),
+    (276, sll2(V6, 0x86DD), "2001:db8::1"),
+    (101, V4, "10.0.0.1"), (101, V6, "2001:db8::1"),
+    (12, V4, "10.0.0.1"), (14, V6, "2001:db8::1"),
+    (228, V4, "10.0.0.1"), (229, V6, "2001:db8::1"),
+    (0, struct.pack("<I", 2) + V4, "10.0.0.1"),          # NULL, little-endian host
+    (0, struct.pack(">I", 2) + V4, "10.0.0.1"),          # NULL, big-endian host
+    (0, struct.pack("<I", 24) + V6, "2001:db8::1"),      # NetBSD/OpenBSD AF_INET6
+    (0, struct.pack("<I", 28) + V6, "2001:db8::1"),      # FreeBSD
+    (0, struct.pack("<I", 30) + V6, "2001:db8::1"),      # macOS
+    (0, struct.pack(">I", 30) + V6, "2001:db8::1"),
+    (108, struct.pack(">I", 2) + V4, "10.0.0.1"),        # OpenBSD LOOP: network order
+    (108, struct.pack(">I", 24) + V6, "2001:db8::1"),
+])
+def test_link_types(linktype, frame, src):
+    seg = decode(linktype, frame)
+    assert (seg.src, seg.sport, seg.dport, seg.seq) == (src, 40000, 80, 1000)
+
+
+@pytest.mark.parametrize("linktype, frame", [
+    (1, ether(b"\0" * 28, etype=0x0806)),                # ARP
+    (1, ether(ipv4(b"\0" * 16, proto=17))),              # UDP
+    (1, ether(ipv6(tcp(), nh=17))),
+    (1, ether(ipv6(tcp()))),                             # IPv4 ethertype, IPv6 header
+    (101, b"\x50" + V4[1:]),                             # neither IPv4 nor IPv6
+    (0, struct.pack("<I", 7) + V4),                      # unknown address family
+    (147, V4),                                           # a user link type
+    (1, ether(ipv4(tcp()))[:20]),                        # cut inside the IP header
+    (1, ether(ipv4(tcp()))[:14 + 20 + 15]),              # TCP header cut before the window
+])
+def test_not_a_tcp_segment(linktype, frame):
+    assert decode(linktype, frame) is None
+
+
+def test_ipv4_header_options():
+    seg = decode(1, ether(ipv4(tcp(payload=b"abc"), options=b"\x01\x01\x01\x00")))
+    assert (seg.sport, seg.seq, seg.length) == (40000, 1000, 3)
+
+
+def test_ipv4_fragments():
+    first = ipv4(tcp(payload=b"x" * 8), frag=0x2000)     # more-fragments set, offset 0
+    later = ipv4(tcp(payload=b"x" * 8), frag=0x2003)     # offset 24 bytes
+    assert decode(1, ether(first)).length == 8
+    assert decode(1, ether(later)) is None
+
+
+def ext(nh: int, size=8) -> bytes:
+    return bytes([nh, size // 8 - 1]) + bytes(size - 2)
+
+
+def test_ipv6_extension_headers():
+    # hop-by-hop -> destination options -> routing -> fragment (offset 0, more follow) -> TCP
+    chain = ext(60) + ext(43) + ext(44, 16) + struct.pack("!BxHI", 6, 0x0001, 99)
+    seg = decode(1, ether(ipv6(tcp(payload=b"data!"), nh=0, ext=chain), etype=0x86DD))
+    assert (seg.dst, seg.dport, seg.length) == ("2001:db8::1:0:0:2", 80, 5)
+
+
+def test_ipv6_later_fragment_and_unknown_header():
+    later = struct.pack("!BxHI", 6, 0x0008, 99)          # fragment offset 1 (8 bytes)
+    assert decode(101, ipv6(tcp(), nh=44, ext=later)) is None
+    assert decode(101, ipv6(b"", nh=59)) is None         # no next header
+    assert decode(101, ipv6(tcp(), nh=0, ext=ext(6))[:44]) is None   # chain cut short
+
+
+def test_payload_length_comes_from_ip_not_from_capture():
+    frame = ether(ipv4(tcp(payload=b"p" * 1000)))
+    seg = decode(1, frame[:68], orig_len=len(frame))
+    assert seg.length == 1000
+
+
+def test_ethernet_padding_is_not_payload():
+    frame = ether(ipv4(tcp(flags=FIN | ACK))) + b"\0" * 6
+    assert len(frame) == 60 and decode(1, frame).length == 0
+
+
+def test_ipv4_total_length_zero_from_segmentation_offload():
+    frame = ether(ipv4(tcp(payload=b"z" * 3000), total=0))
+    assert decode(1, frame[:100], orig_len=len(frame)).length == 3000
+
+
+def test_tcp_header_cut_after_the_window_still_decodes():
+    frame = ether(ipv4(tcp(flags=SYN, options=SYN_OPTIONS)))
+    assert decode(1, frame[:14 + 20 + 16], orig_len=len(frame)).mss is None
+    # Cut inside the window-scale option: the MSS before it is still read.
+    seg = decode(1, frame[:14 + 20 + 20 + 6], orig_len=len(frame))
+    assert (seg.mss, seg.wscale, seg.length) == (1460, None, 0)
+
+
+@pytest.mark.parametrize("segment", [
+    struct.pack("!HHIIBBHHH", 1, 2, 3, 4, 4 << 4, ACK, 5, 0, 0),     # data offset < 5 words
+    tcp(options=b"\x01" * 8)[:20],                                   # header longer than IP says
+])
+def test_malformed_tcp_header(segment):
+    assert decode(1, ether(ipv4(segment))) is None
+
+
+def test_malformed_options_do_not_loop_or_raise():
+    options = b"\x02\x00\x05\xb4" + b"\x03\x01\x07\x00"   # zero and one-byte option lengths
+    seg = decode(1, ether(ipv4(tcp(flags=SYN, options=options))))
+    assert (seg.mss, seg.wscale) == (None, None)
+
+
+def test_random_frames_never_raise():
+    rng = random.Random(1)
+    templates = [ether(V4), ether(V6, etype=0x86DD), sll(V4, 0x0800), sll2(V6, 0x86DD), V4]
+    for _ in range(3000):
+        frame = bytearray(rng.choice(templates))
+        for _ in range(rng.randrange(1, 6)):
+            frame[rng.randrange(len(frame))] = rng.randrange(256)
+        frame = bytes(frame[:rng.randrange(len(frame) + 1)])
+        for linktype in (0, 1, 101, 108, 113, 276):
+            decode_segment(linktype, frame, rng.randrange(2000), 0.0)
+
+
+# -- real captures -----------------------------------------------------------------------
+
+def segments(name: str):
+    return list(decode_records(read_records(CAPTURES / name)))
+
+
+TSHARK_FIELDS = ["frame.number", "ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "tcp.srcport",
+                 "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.len", "tcp.flags",
+                 "tcp.window_size_value", "tcp.options.mss_val", "tcp.options.wscale.shift",
+                 "vlan.id"]
+
+
+def tshark_segments(path: Path) -> dict[int, tuple]:
+    """Frame number -> the fields of our Segment, as tshark dissects them."""
+    if shutil.which("tshark") is None:
+        if os.environ.get("CI"):
+            pytest.fail("tshark is required in CI for the cross-checks against it")
+        pytest.skip("tshark is not installed (apt install tshark) - cross-check skipped")
+    args = ["tshark", "-r", str(path), "-Y", "tcp and not icmp and not icmpv6", "-T", "fields",
+            "-E", "occurrence=a", "-E", "aggregator=,"]
+    for field in TSHARK_FIELDS:
+        args += ["-e", field]
+    out = subprocess.run(args, capture_output=True, text=True, check=False).stdout
+    rows = {}
+    for line in out.splitlines():
+        cols = [col.split(",") for col in line.split("\t")]
+        frame, src4, src6, dst4, dst6, *numbers = [col[0] for col in cols[:-1]]
+        sport, dport, seq, ack, length, flags, win, mss, wscale = (
+            int(x, 0) if x else None for x in numbers)
+        rows[int(frame)] = (src4 or src6, dst4 or dst6, sport, dport, seq, ack, length,
+                            flags & 0xFF, win, mss, wscale, tuple(int(x) for x in cols[-1] if x))
+    return rows
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CAPTURES.glob("*.pcap*")))
+def test_segments_match_tshark(name):
+    expected = tshark_segments(CAPTURES / name)
+    got = {s.frame: (s.src, s.dst, s.sport, s.dport, s.seq, s.ack, s.length, s.flags, s.win,
+                     s.mss, s.wscale, s.vlan)
+           for s in segments(name)}
+    if name == "sv_smtp-to-comma_corrupt.pcap":   # tshark stops at the damage
+        got = {n: v for n, v in got.items() if n <= max(expected)}
+    assert expected and got == expected
+
+
+def test_snaplen_cut_capture_counts_payload_from_ip_length():
+    records = list(read_records(CAPTURES / "zeek_tcp_truncated-header.pcap"))
+    segs = segments("zeek_tcp_truncated-header.pcap")
+    assert all(len(r.data) <= 68 for r in records)
+    assert len(segs) == 24 and max(s.length for s in segs) > 68
+
+
+def test_vlan_captures():
+    assert {s.vlan for s in segments("zeek_http-vlan-0.pcap")} == {(0,)}
+    assert {s.vlan for s in segments("zeek_vlan-collisions.pcap")} == {(), (42,), (10, 20)}
+    ldap = segments("zeek_ldap_modify-request.pcapng")
+    by_direction = {(s.dport == 389, s.vlan) for s in ldap}
+    assert len(by_direction) == 2 and {v for _, v in by_direction} == {(80,), (81,)}
+
+
+def test_bsd_loopback_mixes_ipv4_and_ipv6():
+    segs = segments("zeek_redis_attr.pcap")
+    assert {s.dst for s in segs if s.flags == SYN} == {"::1", "127.0.0.1"}
