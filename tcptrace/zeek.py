@@ -1,0 +1,185 @@
+"""Zeek's `conn_state` and `history` for one connection, computed the way Zeek does.
+
+Transcribed from zeek/zeek: `conn_state()` in scripts/base/protocols/conn/main.zeek, and
+`update_history()`, `update_window()`, `update_last_seq()` and `UpdateStateMachine()` in
+src/packet_analysis/protocol/tcp/TCPSessionAdapter.cc. Zeek keeps a coarse state per
+endpoint (not RFC 9293's): INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL (traffic without a
+SYN), ESTABLISHED, CLOSED (it sent a FIN) and RESET (it sent a RST); `conn_state` is a
+function of the two. Zeek's originator is our client.
+
+Left out: the letters c (bad checksum), g (content gap) and x (analysis limits), which
+need data this model does not carry. `^` is written when the observer says the first
+segment came from the server without a SYN: Zeek flips such a connection when the
+sender's port is in its likely_server_ports table, and our roles put the server there.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .model import ACK, FIN, RST, SYN
+
+INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
+
+# Zeek's per-direction "seen once" history bits (TCP_Endpoint::HistoryMasks); the
+# responder's are shifted left by 16.
+_H_SYN, _H_FIN, _H_RST, _H_FIN_RST, _H_DATA, _H_ACK, _H_MULTI = 1, 2, 4, 8, 0x10, 0x20, 0x40
+
+_RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
+
+
+class ZeekTracker:
+    """Feed it every segment (`packet`) in capture order; read `history` and
+    `conn_state()` at any time."""
+
+    __slots__ = ("state", "prev", "letters", "_seen", "_last", "_counts", "_thresholds")
+
+    def __init__(self) -> None:
+        self.state = [INACTIVE, INACTIVE]   # [originator, responder]
+        self.prev = [INACTIVE, INACTIVE]
+        self.letters: list[str] = []
+        self._seen = 0
+        self._last = [0, 0, 0, 0, 0, 0]     # last SYN, FIN, RST key; orig then resp
+        self._counts = [0, 0, 0, 0]         # T orig, T resp, W orig, W resp
+        self._thresholds = [1, 1, 1, 1]
+
+    def flipped(self) -> None:
+        self.letters.append("^")
+
+    @property
+    def history(self) -> str:
+        return "".join(self.letters)
+
+    def packet(self, orig: bool, flags: int, rel_seq: int, length: int, window: int,
+               delta_last: int) -> None:
+        """One segment. `rel_seq` is its sequence number relative to any fixed base of
+        the sender's space; `delta_last` is its end (seq + SYN + payload + FIN, RST
+        payload excluded) minus the highest end the sender had reached before it."""
+        i = 0 if orig else 1
+        self._history(i, flags, rel_seq, length)
+        # update_window(): a zero window counts unless it rides on a RST, its sender
+        # was reset, or its receiver has already sent a FIN (no window matters then).
+        if (window == 0 and not flags & RST and self.state[1 - i] != CLOSED
+                and self.state[i] != RESET):
+            self._scaled(2 + i, "W", i)
+        # update_last_seq(): payload that does not reach past what was already sent.
+        if delta_last <= 0 and length > 0 and self.state[i] != RESET:
+            self._scaled(i, "T", i)
+        self._transition(i, flags, length)
+
+    def _add(self, i: int, code: str) -> None:
+        self.letters.append(code if i == 0 else code.lower())
+
+    def _once(self, i: int, bit: int, code: str) -> bool:
+        """Zeek's CheckHistory: record `code` the first time; True if seen before."""
+        mask = bit << (16 * i)
+        if self._seen & mask:
+            return True
+        self._seen |= mask
+        self._add(i, code)
+        return False
+
+    def _repeat(self, i: int, bit: int, code: str, slot: int, key: int) -> None:
+        """f h r s: again whenever the sequence key differs from the last one's."""
+        k = 3 * i + slot
+        if self._once(i, bit, code) and key != self._last[k]:
+            self._add(i, code)
+        self._last[k] = key
+
+    def _scaled(self, k: int, code: str, i: int) -> None:
+        """t and w are logarithmic: the 1st, 10th, 100th ... occurrence adds a letter."""
+        self._counts[k] += 1
+        if self._counts[k] == self._thresholds[k]:
+            self._add(i, code)
+            self._thresholds[k] *= 10
+
+    def _history(self, i: int, flags: int, rel_seq: int, length: int) -> None:
+        syn, fin, rst = flags & SYN, flags & FIN, flags & RST
+        bits = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
+        if bits > 1:
+            if fin and rst:
+                self._once(i, _H_FIN_RST, "I")
+            else:
+                self._once(i, _H_MULTI, "Q")
+        elif syn:
+            self._repeat(i, _H_SYN, "H" if flags & ACK else "S", 0, rel_seq)
+        elif fin:
+            # A FIN's sequence key is where it sits: after the segment's payload.
+            self._repeat(i, _H_FIN, "F", 1, rel_seq + length)
+        elif rst:
+            self._repeat(i, _H_RST, "R", 2, rel_seq)
+        elif length:
+            self._once(i, _H_DATA, "D")
+        elif flags & ACK:
+            self._once(i, _H_ACK, "A")
+
+    def _set(self, i: int, new: int) -> None:
+        if new != self.state[i]:
+            self.prev[i] = self.state[i]
+            self.state[i] = new
+
+    def _transition(self, i: int, flags: int, length: int) -> None:
+        st, peer = self.state[i], self.state[1 - i]
+        syn, fin, rst, ack = flags & SYN, flags & FIN, flags & RST, flags & ACK
+        if st == INACTIVE:
+            if syn:
+                if i == 0:
+                    self._set(0, SYN_ACK_SENT if ack else SYN_SENT)
+                else:
+                    if peer == SYN_SENT:
+                        self._set(0, ESTABLISHED)
+                    self._set(1, ESTABLISHED)
+            if fin:
+                self._set(i, CLOSED)
+            if rst:
+                self._set(i, RESET)
+            if self.state[i] == INACTIVE:
+                if i == 1 and length == 0 and peer == SYN_SENT:
+                    pass  # an ACK of a SYN before any SYN+ACK: not a partial connection
+                elif ack and peer == ESTABLISHED:
+                    self._set(i, ESTABLISHED)
+                else:
+                    self._set(i, PARTIAL)
+        elif st in (SYN_SENT, SYN_ACK_SENT):
+            if fin:
+                self._set(i, CLOSED)
+            if rst:
+                self._set(i, RESET)
+        elif st in (ESTABLISHED, PARTIAL):
+            if syn and st == PARTIAL and peer == INACTIVE and not ack:
+                self._set(i, SYN_SENT)
+            if fin and not rst:
+                self._set(i, CLOSED)
+                # A FIN after the peer's FIN-then-RST: Zeek counts it a normal close.
+                if peer == RESET and self.prev[1 - i] == CLOSED:
+                    self._set(1 - i, CLOSED)
+            if rst:
+                self._set(i, RESET)
+        elif st == CLOSED and rst and peer != CLOSED:
+            self._set(i, RESET)
+
+    def conn_state(self, orig_bytes: int, resp_bytes: int) -> str:
+        """main.zeek's conn_state(); the byte counts only matter for REJ vs RSTR."""
+        os_, rs = self.state
+        o_inactive = os_ in (INACTIVE, PARTIAL)
+        r_inactive = rs in (INACTIVE, PARTIAL)
+        if rs == RESET:
+            if os_ in (SYN_SENT, SYN_ACK_SENT) or (
+                    os_ == RESET and orig_bytes == 0 and resp_bytes == 0):
+                return "REJ"
+            return "RSTRH" if o_inactive else "RSTR"
+        if os_ == RESET:
+            if r_inactive:
+                return "RSTOS0" if _RSTOS0.fullmatch(self.history) else "OTH"
+            return "RSTO"
+        if rs == CLOSED and os_ == CLOSED:
+            return "SF"
+        if os_ == CLOSED:
+            return "SH" if r_inactive else "S2"
+        if rs == CLOSED:
+            return "SHR" if o_inactive else "S3"
+        if os_ == SYN_SENT and rs == INACTIVE:
+            return "S0"
+        if os_ == ESTABLISHED and rs == ESTABLISHED:
+            return "S1"
+        return "OTH"
