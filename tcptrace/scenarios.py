@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,8 +31,8 @@ class Mode:
 def _open(stage: Stage) -> None:
     stage.connect()
     stage.rec.wait_for("handshake done", client="ESTABLISHED", server="ESTABLISHED")
-    stage.client.sendall(GREETING)
     stage.rec.event("client", f"write({len(GREETING)} bytes)")
+    stage.client.sendall(GREETING)
     got = _recv_exactly(stage.server, len(GREETING))
     stage.rec.event("server", f"read {got} bytes")
 
@@ -54,6 +55,7 @@ def _queue_pending(stage: Stage, pending: int) -> int:
     """
     if pending <= 0:
         return 0
+    started = time.time()
     stage.client.setblocking(False)
     accepted = 0
     block = b"x" * CHUNK
@@ -64,7 +66,8 @@ def _queue_pending(stage: Stage, pending: int) -> int:
         pass
     finally:
         stage.client.setblocking(True)
-    stage.rec.event("client", f"write({pending} bytes): the kernel accepted {accepted}")
+    stage.rec.event("client", f"write({pending} bytes): the kernel accepted {accepted}",
+                    t=started)
     return accepted
 
 
@@ -98,19 +101,19 @@ def run_end(stage: Stage, pending: int) -> dict:
         stage.rec.snapshot("client asked to close; data still queued")
     else:
         writer = None
-        stage.client.shutdown(socket.SHUT_WR)
         stage.rec.event("client", "shutdown(SHUT_WR)")
+        stage.client.shutdown(socket.SHUT_WR)
         stage.rec.wait_for("client shutdown(SHUT_WR)", client="FIN-WAIT-2", server="CLOSE-WAIT")
     delivered, ending = _read_to_end(stage.server)
     stage.rec.event("server", f"read {delivered} bytes, then {ending}")
     if writer:
         writer.join()
         stage.rec.wait_for("server read to EOF", client="FIN-WAIT-2", server="CLOSE-WAIT")
-    stage.server.close()
     stage.rec.event("server", "close()")
+    stage.server.close()
     stage.rec.wait_for("server close()", client="TIME-WAIT", server="CLOSED")
+    stage.rec.event("client", "close(): the kernel keeps the TIME-WAIT socket")
     stage.client.close()
-    stage.rec.event("client", "close() (the kernel keeps the TIME-WAIT socket)")
     return {"written": pending, "delivered": delivered}
 
 
@@ -118,14 +121,14 @@ def run_destroy(stage: Stage, pending: int) -> dict:
     """Abortive close: SO_LINGER {on, 0} then close() sends an RST, queued data is lost."""
     _open(stage)
     written = _queue_pending(stage, pending)
+    stage.rec.event("client", "SO_LINGER {on, 0}; close()")
     stage.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     stage.client.close()
-    stage.rec.event("client", "setsockopt(SO_LINGER, {on, 0}); close()")
     stage.rec.wait_for("client close() with SO_LINGER {on, 0}", client="CLOSED", server="CLOSED")
     delivered, ending = _read_to_end(stage.server)
     stage.rec.event("server", f"read {delivered} bytes, then {ending}")
-    stage.server.close()
     stage.rec.event("server", "close()")
+    stage.server.close()
     return {"written": written, "delivered": delivered}
 
 

@@ -30,8 +30,9 @@ class Recorder:
     observations: list[StateObservation] = field(default_factory=list)
     events: list[AppEvent] = field(default_factory=list)
 
-    def event(self, side: str, what: str) -> None:
-        self.events.append(AppEvent(time.time(), side, what))
+    def event(self, side: str, what: str, t: float | None = None) -> None:
+        """Record an application call; `t` is when it started (default: now)."""
+        self.events.append(AppEvent(time.time() if t is None else t, side, what))
 
     def snapshot(self, after: str) -> StateObservation:
         lines = ss.run_ss(self.ports)
@@ -92,7 +93,7 @@ class Stage:
         self.rec.event("client", "connect()")
         self.client.connect((SERVER_IP, self.server_port))
         self.server, _ = self.listener.accept()
-        self.rec.event("server", "accept()")
+        self.rec.event("server", "accept() returned")
         # The listener is no longer needed; closing it keeps ss output to the pair.
         self.listener.close()
 

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from tcptrace.model import AppEvent, Connection, PacketView, StateObservation, Verdict
 
-ARROW_WIDTH = 36
+ARROW_WIDTH = 44
 
 # Colours only help; every fact is also in the text (NO_COLOR and pipes lose them).
 _FLAG_STYLE = {"RST": "bold red", "FIN": "bold yellow", "SYN": "bold cyan"}
@@ -73,7 +73,7 @@ def ladder_table(conn: Connection, views: list[PacketView],
     table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
     table.add_column("ms", justify="right", style="dim", no_wrap=True)
     table.add_column(f"client {conn.client}", no_wrap=True)
-    table.add_column("", no_wrap=True)
+    table.add_column("", no_wrap=True, max_width=ARROW_WIDTH, overflow="ellipsis")
     table.add_column(f"server {conn.server}", no_wrap=True)
     table.add_column("why", overflow="fold")
     t0 = views[0].segment.t - views[0].t if views and views[0].segment else 0.0
@@ -92,15 +92,17 @@ def ladder_table(conn: Connection, views: list[PacketView],
             table.add_row(_ms(t), state_text(item.client_state), arrow(item),
                           state_text(item.server_state), why)
         elif isinstance(item, StateObservation):
-            label = Text(f"ss after {item.after}".center(ARROW_WIDTH, "┄"), style="blue")
+            label = Text(f" {item.source} ".center(ARROW_WIDTH, "┄"), style="blue")
+            detail = _snapshot_detail(item)
             table.add_row(_ms(t), Text(item.client, style="bold " + _STATE_STYLE.get(item.client, "")),
                           label, Text(item.server, style="bold " + _STATE_STYLE.get(item.server, "")),
-                          Text(_snapshot_detail(item) or "as the kernel reports it", style="blue"))
+                          Text(f"kernel states after {item.after}" + (f" ({detail})" if detail else ""),
+                               style="blue"))
         else:
-            mark = f"{item.side}: {item.what}"
-            cells = [Text(f"▸ {mark}", style="dim italic"), "", ""] if item.side == "client" \
-                else ["", "", Text(f"{mark} ◂", style="dim italic")]
-            table.add_row(_ms(t), *cells, "")
+            # Application calls: a marker on the caller's side of the arrow column.
+            mark = "▸ client app" if item.side == "client" else "server app ◂".rjust(ARROW_WIDTH)
+            table.add_row(_ms(t), "", Text(mark, style="dim"), "",
+                          Text(item.what, style="dim italic"))
     return table
 
 
