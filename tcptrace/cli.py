@@ -71,6 +71,76 @@ def close(mode: str, port: int, pending: int, as_json: bool, save: str | None) -
         console.print(f"• Capture saved to {save}")
 
 
+def _write_text(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        raise TcptraceError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@cli.command()
+@click.option("--runtime", type=click.Choice(("python", "node")), default="python",
+              show_default=True, help="python: asyncio streams. node: the real net module.")
+@click.option("--bytes", "nbytes", type=click.IntRange(1, 1 << 31), default=8 << 20,
+              show_default=True, metavar="BYTES", help="How much the writer sends.")
+@click.option("--pause", type=click.FloatRange(0, 600), default=3.0, show_default=True,
+              metavar="SECONDS", help="How long the reader stops reading.")
+@click.option("--sndbuf", type=click.IntRange(1, 1 << 30), metavar="BYTES",
+              help="Set SO_SNDBUF on the writer (Linux doubles it; autotuning off).")
+@click.option("--rcvbuf", type=click.IntRange(1, 1 << 30), metavar="BYTES",
+              help="Set SO_RCVBUF on the reader (Linux doubles it; autotuning off).")
+@click.option("--ignore-backpressure", is_flag=True,
+              help="Keep writing when write() says stop: watch the application buffer grow.")
+@click.option("--interval", type=click.FloatRange(0.005, 1.0), default=0.025,
+              show_default=True, metavar="SECONDS", help="Time between ss samples.")
+@click.option("--netns", type=click.Choice(("auto", "private", "host")), default="auto",
+              show_default=True,
+              help="Run in a private network namespace so kernel counters are this run's.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tcptrace/1 JSON document.")
+@click.option("--svg", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the buffer-fill chart as SVG.")
+@click.option("--save", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the capture (pcapng with comments, or .pcap).")
+def backpressure(runtime, nbytes, pause, sndbuf, rcvbuf, ignore_backpressure, interval, netns,
+                 as_json, svg, save) -> None:
+    """A writer outruns a paused reader: every buffer layer filling, zero windows,
+    persist probes, write() returning false, and the drain."""
+    from tcptrace.backpressure import (BackpressureOptions, backpressure_json,
+                                       backpressure_svg, render_backpressure, run_backpressure,
+                                       save_backpressure_capture)
+
+    result = run_backpressure(BackpressureOptions(
+        runtime=runtime, bytes=nbytes, pause=pause, sndbuf=sndbuf, rcvbuf=rcvbuf,
+        ignore_backpressure=ignore_backpressure, interval=interval, netns=netns))
+    if save:
+        save_backpressure_capture(result, save)
+    if svg:
+        _write_text(svg, backpressure_svg(result))
+    if as_json:
+        _emit_json(backpressure_json(result))
+        return
+    from tcptrace.render.ladder import make_console
+
+    render_backpressure(result, make_console())
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the layers as JSON.")
+def buffers(as_json: bool) -> None:
+    """The buffer layers on this machine, top to bottom, with real values and their source."""
+    from tcptrace.buffers import buffers_json, gather_buffers
+
+    report = gather_buffers()
+    if as_json:
+        _emit_json(buffers_json(report))
+        return
+    from tcptrace.render.ladder import make_console
+    from tcptrace.render_buffers import render_buffers
+
+    render_buffers(report, make_console())
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
