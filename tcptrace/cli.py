@@ -13,7 +13,7 @@ import click
 from tcptrace import __version__
 from tcptrace.errors import TcptraceError
 
-CLOSE_MODES = ("end", "destroy")
+CLOSE_MODES = ("end", "close", "destroy", "reset", "unread", "half-close", "simultaneous")
 
 
 def _emit_json(doc: dict) -> None:
@@ -42,21 +42,31 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--mode", type=click.Choice(CLOSE_MODES), default="end", show_default=True,
-              help="end: shutdown(SHUT_WR), a FIN. destroy: SO_LINGER {on,0} + close(), an RST.")
+              help="end: shutdown(SHUT_WR). close: plain close(). destroy/reset: SO_LINGER "
+                   "{on,0} + close(). unread: close() with unread data. half-close: data "
+                   "keeps flowing after a FIN. simultaneous: both sides at once.")
+@click.option("--closer", type=click.Choice(("client", "server")), default="client",
+              show_default=True, help="Which side makes the closing call.")
+@click.option("--runtime", type=click.Choice(("python", "node")), default="python",
+              show_default=True, help="python: socket syscalls. node: the real Node.js net module.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0,
               help="Server port on 127.0.0.1 (default: one the OS picks).")
 @click.option("--pending", type=click.IntRange(0, 1 << 30), default=0, metavar="BYTES",
-              help="Bytes the client queues, unread by the server, before it closes.")
+              help="Bytes the closer queues, unread by the peer, before it closes.")
+@click.option("--no-kernel", is_flag=True,
+              help="Do not read kernel tracepoints (states from ss only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the tcptrace/1 JSON document.")
 @click.option("--save", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the capture: pcapng with each segment's explanation as a "
                    "comment, or classic pcap if FILE ends in .pcap.")
-def close(mode: str, port: int, pending: int, as_json: bool, save: str | None) -> None:
+def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kernel: bool,
+          as_json: bool, save: str | None) -> None:
     """Open a real loopback connection, close it, and show the annotated ladder."""
     from tcptrace.live import run_close
     from tcptrace.render.jsonout import close_json
 
-    run = run_close(mode, port=port, pending=pending)
+    run = run_close(mode, port=port, pending=pending, closer=closer, runtime=runtime,
+                    kernel=not no_kernel)
     if save:
         _save_capture(save, run.frames,
                       {v.segment.frame: [v.note] for v in run.views if v.segment})

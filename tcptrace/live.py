@@ -1,6 +1,7 @@
-"""A live close run: stage, capture, scenario, then analysis of what was captured.
+"""A live close run: stage, capture, kernel trace, scenario, then analysis of what was seen.
 
-This is the one place where the edges (sockets, capture, `ss`) meet the pure analysis.
+This is the one place where the edges (sockets, capture, `ss`, tracefs) meet the pure
+analysis.
 """
 
 from __future__ import annotations
@@ -9,12 +10,24 @@ from dataclasses import dataclass, field
 
 from tcptrace.annotate import annotate
 from tcptrace.decode import decode_segment
-from tcptrace.model import AppEvent, Connection, PacketView, StateObservation, Verdict
-from tcptrace.scenarios import MODES, Mode
+from tcptrace.errors import TcptraceError
+from tcptrace.kernel_trace import KernelTrace
+from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
+                            Transition, Verdict)
+from tcptrace.scenarios import MODES, SYMMETRIC, Mode, Roles, open_connection
+from tcptrace.ss import require_ss
 from tcptrace.stage import CLIENT_IP, SERVER_IP, Stage
 from tcptrace.verdict import classify
 
 LINKTYPE_ETHERNET = 1  # what an AF_PACKET socket on lo delivers
+
+# Why the kernel sent an RST, in words (tcp:tcp_send_reset's reason field).
+RST_REASONS = {
+    "TCP_ABORT_ON_CLOSE": "close() with unread data in the receive queue",
+    "TCP_STATE": "abort: SO_LINGER {on, 0} close, or a socket torn down",
+    "TCP_ABORT_ON_LINGER": "linger timeout expired",
+    "NO_SOCKET": "no socket for this segment",
+}
 
 
 @dataclass
@@ -29,34 +42,94 @@ class CloseRun:
     observations: list[StateObservation]
     events: list[AppEvent]
     bytes: dict
+    transitions: list[Transition] = field(default_factory=list)
+    kernel_events: list[KernelEvent] = field(default_factory=list)
+    kernel_note: str = ""       # why kernel tracepoints were not used, if they were not
+    tries: int = 1
     frames: list[tuple[float, bytes]] = field(repr=False, default_factory=list)
 
 
-def run_close(mode: str, *, port: int = 0, pending: int = 0) -> CloseRun:
+def run_close(mode: str, *, port: int = 0, pending: int = 0, closer: str = "client",
+              runtime: str = "python", kernel: bool = True) -> CloseRun:
+    require_ss()  # before anything is opened: a run without ss shows nothing true
+    scenario = MODES[mode]
+    if mode in SYMMETRIC:
+        closer = "both"
+    for attempt in range(1, scenario.retries + 1):
+        run = _run_once(scenario, port, pending, closer, runtime, kernel)
+        run.tries = attempt
+        if scenario.retries == 1 or run.verdict.simultaneous:
+            return run
+    return run  # the FINs never crossed: the caller says so
+
+
+def _run_once(scenario: Mode, port: int, pending: int, closer: str, runtime: str,
+              kernel: bool) -> CloseRun:
     from tcptrace.capture import LoopbackCapture  # imports scapy: only when capturing
 
-    scenario = MODES[mode]
     with Stage(port) as stage:
-        with LoopbackCapture(ports={stage.server_port}) as cap:
-            counts = scenario.run(stage, pending)
-        frames = cap.frames
+        ports = [stage.server_port]
+        with LoopbackCapture(ports=set(ports)) as cap:
+            with (KernelTrace(ports) if kernel else _NoTrace()) as trace:
+                counts = _drive(stage, scenario, pending, closer, runtime)
         rec = stage.rec
-        conn = Connection(CLIENT_IP, stage.client_port, SERVER_IP, stage.server_port)
-    for index, (ts, data) in enumerate(frames, start=1):
+    conn = Connection(CLIENT_IP, stage.client_port, SERVER_IP, stage.server_port)
+    for index, (ts, data) in enumerate(cap.frames, start=1):
         seg = decode_segment(LINKTYPE_ETHERNET, data, len(data), ts, index=index)
         if seg is not None:
             conn.segments.append(seg)
+    transitions, kernel_events = trace.results((CLIENT_IP, stage.client_port),
+                                               (SERVER_IP, stage.server_port))
     views = annotate(conn)
+    _explain_resets(views, kernel_events)
     verdict = classify(conn, views)
     # The kernel, not the packets, has the last word on where each socket ended up.
     if rec.observations:
         last = rec.observations[-1]
         verdict.final = {"client": last.client, "server": last.server}
         verdict.time_wait = _time_wait_side(verdict.final)
-    return CloseRun(scenario, "python", "client", pending, conn, views, verdict,
-                    rec.observations, rec.events, counts, frames)
+    return CloseRun(scenario, runtime, closer, pending, conn, views, verdict,
+                    rec.observations, rec.events, counts, transitions, kernel_events,
+                    trace.why, frames=cap.frames)
+
+
+def _drive(stage: Stage, scenario: Mode, pending: int, closer: str, runtime: str) -> dict:
+    if runtime == "node":
+        from tcptrace.node_close import run_node_scenario
+
+        return run_node_scenario(stage, scenario.name, closer, pending)
+    if runtime != "python":
+        raise TcptraceError(f"unknown runtime {runtime!r}: use python or node")
+    open_connection(stage)
+    return scenario.run(Roles(stage, "client" if closer == "both" else closer), pending)
+
+
+def _explain_resets(views: list[PacketView], kernel_events: list[KernelEvent]) -> None:
+    """Add the kernel's reason to each RST its sender's kernel reported sending."""
+    reasons = [e for e in kernel_events if e.kind == "send_reset"]
+    for view in views:
+        if "RST" not in view.flags or view.segment is None:
+            continue
+        match = min((e for e in reasons if e.side == view.sender),
+                    key=lambda e: abs(e.t - view.segment.t), default=None)
+        if match and match.reason:
+            words = RST_REASONS.get(match.reason, "")
+            view.note += f"; kernel reason {match.reason}" + (f" ({words})" if words else "")
 
 
 def _time_wait_side(final: dict[str, str]) -> str | None:
     sides = [side for side in ("client", "server") if final[side] == "TIME-WAIT"]
     return "both" if len(sides) == 2 else (sides[0] if sides else None)
+
+
+class _NoTrace:
+    why = "kernel tracepoints not requested"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def results(self, client, server):
+        return [], []

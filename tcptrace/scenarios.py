@@ -1,8 +1,10 @@
-"""The close scenarios, choreographed in steps so the intermediate states can be seen.
+"""The close scenarios of the Python runtime, choreographed in steps so the intermediate
+states can be seen.
 
-Each scenario drives the two real sockets of a `Stage` and returns the byte counts of the
-data queued at the moment of the close call. Kernel states are snapshotted with `ss`
-between steps through the stage's recorder.
+Each scenario drives the two real sockets of a connected `Stage`: the *closer* (client or
+server, `--closer`) makes the closing call, the *peer* answers. Kernel states are
+snapshotted with `ss` between steps through the stage's recorder. Each returns the byte
+counts of the data the closer had queued at the close call.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Callable
 from tcptrace.stage import Stage
 
 GREETING = b"hello\n"
+UNREAD = b"data the closer never reads\n"
+HALF_CLOSE_CHUNKS = (b"still flowing 1\n", b"still flowing 2\n", b"still flowing 3\n")
 CHUNK = 65536
 
 
@@ -25,10 +29,31 @@ class Mode:
     name: str
     summary: str        # one line: what the mode does at the syscall level
     node: str           # the Node.js call that does the same
-    run: Callable[[Stage, int], dict]
+    run: Callable[["Roles", int], dict]
+    retries: int = 1    # simultaneous close is retried until the FINs cross
 
 
-def _open(stage: Stage) -> None:
+class Roles:
+    """The stage seen from the close: who closes (closer) and who answers (peer)."""
+
+    def __init__(self, stage: Stage, closer: str):
+        self.stage, self.rec = stage, stage.rec
+        self.closer = closer
+        self.peer = "server" if closer == "client" else "client"
+
+    def sock(self, side: str) -> socket.socket:
+        return self.stage.client if side == "client" else self.stage.server
+
+    def expect(self, closer: str, peer: str) -> dict[str, str]:
+        return {self.closer: closer, self.peer: peer}
+
+    def call(self, side: str, what: str, fn, *args):
+        self.rec.event(side, what)
+        return fn(*args)
+
+
+def open_connection(stage: Stage) -> None:
+    """Handshake, then a greeting the server reads: the ladder starts with data and its ACK."""
     stage.connect()
     stage.rec.wait_for("handshake done", client="ESTABLISHED", server="ESTABLISHED")
     stage.rec.event("client", f"write({len(GREETING)} bytes)")
@@ -47,101 +72,180 @@ def _recv_exactly(sock: socket.socket, n: int) -> int:
     return got
 
 
-def _queue_pending(stage: Stage, pending: int) -> int:
+def _queue_pending(r: Roles, pending: int) -> int:
     """Write up to `pending` bytes without blocking; return how many the kernel accepted.
 
-    The server is not reading yet, so this fills the client's send buffer and the server's
+    The peer is not reading yet, so this fills the closer's send buffer and the peer's
     receive buffer: the bytes a close call finds queued.
     """
     if pending <= 0:
         return 0
+    sock = r.sock(r.closer)
     started = time.time()
-    stage.client.setblocking(False)
+    sock.setblocking(False)
     accepted = 0
     block = b"x" * CHUNK
     try:
         while accepted < pending:
-            accepted += stage.client.send(block[: min(CHUNK, pending - accepted)])
+            accepted += sock.send(block[: min(CHUNK, pending - accepted)])
     except BlockingIOError:
         pass
     finally:
-        stage.client.setblocking(True)
-    stage.rec.event("client", f"write({pending} bytes): the kernel accepted {accepted}",
-                    t=started)
+        sock.setblocking(True)
+    r.rec.event(r.closer, f"write({pending} bytes): the kernel accepted {accepted}", t=started)
     return accepted
 
 
-def _read_to_end(sock: socket.socket) -> tuple[int, str]:
-    """Read until EOF or an error; return (bytes, how it ended)."""
-    total = 0
+def _read_to_end(r: Roles, side: str) -> int:
+    """Read until EOF or an error, recording how it ended; return the bytes read."""
+    sock, total = r.sock(side), 0
     while True:
         try:
             data = sock.recv(CHUNK)
         except ConnectionResetError:
-            return total, "ECONNRESET"
+            r.rec.event(side, f"read {total} bytes, then ECONNRESET")
+            return total
         if not data:
-            return total, "EOF"
+            r.rec.event(side, f"read {total} bytes, then EOF (read returned 0)")
+            return total
         total += len(data)
 
 
-def run_end(stage: Stage, pending: int) -> dict:
-    """Graceful close: every queued byte is delivered, then a FIN."""
-    _open(stage)
-    accepted = _queue_pending(stage, pending)
+def _peer_closes(r: Roles) -> None:
+    r.call(r.peer, "close()", r.sock(r.peer).close)
+    r.rec.wait_for(f"{r.peer} close()", **r.expect("TIME-WAIT", "CLOSED"))
+    r.call(r.closer, "close(): the kernel keeps the TIME-WAIT socket", r.sock(r.closer).close)
+
+
+def run_end(r: Roles, pending: int) -> dict:
+    """shutdown(SHUT_WR): every queued byte is delivered, then a FIN."""
+    accepted = _queue_pending(r, pending)
     rest = pending - accepted
+    closer = r.sock(r.closer)
     if rest:
         # Like Node's end(): the FIN may only leave once the queue has drained, which
         # needs the reader; so the rest is written (then the FIN sent) from a thread.
         def finish() -> None:
-            stage.client.sendall(b"x" * rest)
-            stage.client.shutdown(socket.SHUT_WR)
+            closer.sendall(b"x" * rest)
+            closer.shutdown(socket.SHUT_WR)
         writer = threading.Thread(target=finish, daemon=True)
+        r.rec.event(r.closer, f"shutdown(SHUT_WR) once the last {rest} bytes are written")
         writer.start()
-        stage.rec.event("client", f"shutdown(SHUT_WR) requested with {rest} bytes still to write")
-        stage.rec.snapshot("client asked to close; data still queued")
+        r.rec.snapshot(f"{r.closer} asked to close; data still queued")
     else:
         writer = None
-        stage.rec.event("client", "shutdown(SHUT_WR)")
-        stage.client.shutdown(socket.SHUT_WR)
-        stage.rec.wait_for("client shutdown(SHUT_WR)", client="FIN-WAIT-2", server="CLOSE-WAIT")
-    delivered, ending = _read_to_end(stage.server)
-    stage.rec.event("server", f"read {delivered} bytes, then {ending}")
+        r.call(r.closer, "shutdown(SHUT_WR)", closer.shutdown, socket.SHUT_WR)
+        r.rec.wait_for(f"{r.closer} shutdown(SHUT_WR)", **r.expect("FIN-WAIT-2", "CLOSE-WAIT"))
+    delivered = _read_to_end(r, r.peer)
     if writer:
         writer.join()
-        stage.rec.wait_for("server read to EOF", client="FIN-WAIT-2", server="CLOSE-WAIT")
-    stage.rec.event("server", "close()")
-    stage.server.close()
-    stage.rec.wait_for("server close()", client="TIME-WAIT", server="CLOSED")
-    stage.rec.event("client", "close(): the kernel keeps the TIME-WAIT socket")
-    stage.client.close()
+        r.rec.wait_for(f"{r.peer} read to EOF", **r.expect("FIN-WAIT-2", "CLOSE-WAIT"))
+    _peer_closes(r)
     return {"written": pending, "delivered": delivered}
 
 
-def run_destroy(stage: Stage, pending: int) -> dict:
-    """Abortive close: SO_LINGER {on, 0} then close() sends an RST, queued data is lost."""
-    _open(stage)
-    written = _queue_pending(stage, pending)
-    stage.rec.event("client", "SO_LINGER {on, 0}; close()")
-    stage.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    stage.client.close()
-    stage.rec.wait_for("client close() with SO_LINGER {on, 0}", client="CLOSED", server="CLOSED")
-    delivered, ending = _read_to_end(stage.server)
-    stage.rec.event("server", f"read {delivered} bytes, then {ending}")
-    stage.rec.event("server", "close()")
-    stage.server.close()
+def run_plain_close(r: Roles, pending: int) -> dict:
+    """Plain close() with nothing unread: a FIN; the orphaned socket still delivers."""
+    written = _queue_pending(r, pending)
+    r.call(r.closer, "close()", r.sock(r.closer).close)
+    if not pending:
+        r.rec.wait_for(f"{r.closer} close()", **r.expect("FIN-WAIT-2", "CLOSE-WAIT"))
+    delivered = _read_to_end(r, r.peer)
+    r.call(r.peer, "close()", r.sock(r.peer).close)
+    r.rec.wait_for(f"{r.peer} close()", **r.expect("TIME-WAIT", "CLOSED"))
     return {"written": written, "delivered": delivered}
 
 
-MODES = {
-    "end": Mode(
-        "end",
-        "client shutdown(SHUT_WR): a FIN after all queued data; the server reads to EOF, "
-        "then close()",
-        "socket.end()",
-        run_end),
-    "destroy": Mode(
-        "destroy",
-        "client setsockopt(SO_LINGER, {on, 0}) then close(): an RST, queued data discarded",
-        "socket.resetAndDestroy() (plain socket.destroy() usually sends a FIN)",
-        run_destroy),
-}
+def run_reset(r: Roles, pending: int) -> dict:
+    """SO_LINGER {on, 0} then close(): an RST; what the peer had not read is lost."""
+    written = _queue_pending(r, pending)
+    sock = r.sock(r.closer)
+    r.rec.event(r.closer, "setsockopt(SO_LINGER, {on, 0}); close()")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    r.rec.wait_for(f"{r.closer} close() with SO_LINGER {{on, 0}}", **r.expect("CLOSED", "CLOSED"))
+    delivered = _read_to_end(r, r.peer)
+    r.call(r.peer, "close()", r.sock(r.peer).close)
+    return {"written": written, "delivered": delivered}
+
+
+def run_unread(r: Roles, pending: int) -> dict:
+    """close() while received data is still unread in the kernel: an RST, not a FIN."""
+    written = _queue_pending(r, pending)
+    r.call(r.peer, f"write({len(UNREAD)} bytes) that the {r.closer} will never read",
+           r.sock(r.peer).sendall, UNREAD)
+    r.rec.wait_for(f"{r.peer} wrote data the {r.closer} does not read",
+                   **r.expect("ESTABLISHED", "ESTABLISHED"))
+    r.call(r.closer, f"close() with {len(UNREAD)} bytes unread", r.sock(r.closer).close)
+    r.rec.wait_for(f"{r.closer} close() with unread data", **r.expect("CLOSED", "CLOSED"))
+    delivered = _read_to_end(r, r.peer)
+    r.call(r.peer, "close()", r.sock(r.peer).close)
+    return {"written": written, "delivered": delivered}
+
+
+def run_half_close(r: Roles, pending: int) -> dict:
+    """The closer ends its side; the peer keeps sending and the closer keeps reading."""
+    delivered_pending = 0
+    written = _queue_pending(r, pending)
+    r.call(r.closer, "shutdown(SHUT_WR)", r.sock(r.closer).shutdown, socket.SHUT_WR)
+    if written:
+        delivered_pending = _recv_exactly(r.sock(r.peer), written)
+    r.rec.wait_for(f"{r.closer} shutdown(SHUT_WR)", **r.expect("FIN-WAIT-2", "CLOSE-WAIT"))
+    for chunk in HALF_CLOSE_CHUNKS:
+        r.call(r.peer, f"write({len(chunk)} bytes) after the {r.closer}'s FIN",
+               r.sock(r.peer).sendall, chunk)
+        got = _recv_exactly(r.sock(r.closer), len(chunk))
+        r.rec.event(r.closer, f"read {got} bytes after its own FIN")
+    r.rec.snapshot(f"data flowed {r.peer} to {r.closer} after the FIN")
+    r.call(r.peer, "close()", r.sock(r.peer).close)
+    _read_to_end(r, r.closer)
+    r.rec.wait_for(f"{r.peer} close()", **r.expect("TIME-WAIT", "CLOSED"))
+    r.call(r.closer, "close(): the kernel keeps the TIME-WAIT socket", r.sock(r.closer).close)
+    return {"written": written, "delivered": delivered_pending}
+
+
+def run_simultaneous(r: Roles, pending: int) -> dict:
+    """Both sides call shutdown(SHUT_WR) at the same moment; their FINs may cross."""
+    barrier = threading.Barrier(2)
+
+    def shut(side: str) -> None:
+        barrier.wait()
+        r.rec.event(side, "shutdown(SHUT_WR), at the same moment as the other side")
+        r.sock(side).shutdown(socket.SHUT_WR)
+
+    threads = [threading.Thread(target=shut, args=(side,)) for side in ("client", "server")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for side in ("client", "server"):
+        _read_to_end(r, side)
+    r.rec.wait_for("both shutdown(SHUT_WR)", client="TIME-WAIT", server="TIME-WAIT")
+    for side in ("client", "server"):
+        r.call(side, "close()", r.sock(side).close)
+    return {"written": 0, "delivered": 0}
+
+
+_LINGER = "setsockopt(SO_LINGER, {on, 0}) then close(): an RST, queued data discarded"
+
+MODES = {m.name: m for m in (
+    Mode("end", "shutdown(SHUT_WR): a FIN after all queued data; the peer reads to EOF, "
+         "then close()", "socket.end()", run_end),
+    Mode("close", "plain close() with nothing unread: a FIN; the peer reads to EOF, "
+         "then close()", "socket.destroy() with nothing unread", run_plain_close),
+    Mode("destroy", _LINGER + " (what 'destroy sends RST' answers mean)",
+         "socket.resetAndDestroy(); plain socket.destroy() usually sends a FIN "
+         "(see --runtime node)", run_reset),
+    Mode("reset", _LINGER, "socket.resetAndDestroy()", run_reset),
+    Mode("unread", "close() while received data is still unread in the kernel receive "
+         "queue: an RST instead of a FIN (RFC 2525 2.17)",
+         "socket.destroy() on a paused socket with unread data", run_unread),
+    Mode("half-close", "shutdown(SHUT_WR); the peer keeps sending, the closer keeps reading, "
+         "then the peer closes", "socket.end() with allowHalfOpen", run_half_close),
+    Mode("simultaneous", "both sides shutdown(SHUT_WR) at the same moment, retried until "
+         "the FINs cross", "socket.end() on both sides in the same tick", run_simultaneous,
+         retries=50),
+)}
+
+# Modes where "who closes" has no meaning: both sides close at once.
+SYMMETRIC = {"simultaneous"}

@@ -98,10 +98,14 @@ def ss_command(ports: list[int], memory: bool = False) -> list[str]:
     return ["ss", *opts.split(), "state", "all", f"( {expr} )"]
 
 
-def run_ss(ports: list[int], memory: bool = False) -> list[SocketLine]:
-    """Snapshot of every TCP socket using one of `ports` (LISTEN and TIME-WAIT included)."""
+def require_ss() -> None:
     if shutil.which("ss") is None:
         raise TcptraceError("`ss` was not found: install iproute2 (apt-get install iproute2)")
+
+
+def run_ss(ports: list[int], memory: bool = False) -> list[SocketLine]:
+    """Snapshot of every TCP socket using one of `ports` (LISTEN and TIME-WAIT included)."""
+    require_ss()
     proc = subprocess.run(ss_command(ports, memory), capture_output=True, text=True)
     if proc.returncode != 0:
         raise TcptraceError(f"ss failed: {proc.stderr.strip().splitlines()[0] if proc.stderr else proc.returncode}")

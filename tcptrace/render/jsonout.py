@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tcptrace.model import AppEvent, Connection, PacketView, StateObservation, Verdict
+from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
+                            Transition, Verdict)
 
 SCHEMA = "tcptrace/1"
 
@@ -31,7 +32,9 @@ def verdict_json(verdict: Verdict) -> dict:
 
 def connection_json(conn: Connection, views: list[PacketView], verdict: Verdict, *,
                     observations: list[StateObservation] = (),
-                    events: list[AppEvent] = (), counts: dict | None = None) -> dict:
+                    events: list[AppEvent] = (), counts: dict | None = None,
+                    transitions: list[Transition] = (),
+                    kernel_events: list[KernelEvent] = ()) -> dict:
     t0 = conn.segments[0].t if conn.segments else 0.0
     out = {"client": conn.client, "server": conn.server,
            "packets": [packet_json(v) for v in views],
@@ -47,6 +50,12 @@ def connection_json(conn: Connection, views: list[PacketView], verdict: Verdict,
                          for o in observations]
     if events:
         out["events"] = [{"t": _r(e.t - t0), "side": e.side, "what": e.what} for e in events]
+    if transitions:
+        out["transitions"] = [{"t": _r(k.t - t0), "side": k.side, "from": k.old, "to": k.new,
+                               "source": k.source} for k in transitions]
+    if kernel_events:
+        out["kernel_events"] = [{"t": _r(k.t - t0), "side": k.side, "kind": k.kind,
+                                 "reason": k.reason} for k in kernel_events]
     if counts is not None:
         out["bytes"] = counts
     return out
@@ -54,9 +63,15 @@ def connection_json(conn: Connection, views: list[PacketView], verdict: Verdict,
 
 def close_json(run) -> dict:
     """The document for one `tcptrace close` run (a live.CloseRun)."""
-    return {"schema": SCHEMA, "command": "close",
-            "scenario": {"mode": run.mode.name, "runtime": run.runtime,
-                         "closer": run.closer, "pending": run.pending},
+    scenario = {"mode": run.mode.name, "runtime": run.runtime, "closer": run.closer,
+                "pending": run.pending}
+    if run.mode.retries > 1:
+        scenario["tries"] = run.tries
+    if run.kernel_note:
+        scenario["kernel"] = run.kernel_note
+    return {"schema": SCHEMA, "command": "close", "scenario": scenario,
             "connections": [connection_json(run.connection, run.views, run.verdict,
                                             observations=run.observations,
-                                            events=run.events, counts=run.bytes)]}
+                                            events=run.events, counts=run.bytes,
+                                            transitions=run.transitions,
+                                            kernel_events=run.kernel_events)]}

@@ -8,7 +8,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tcptrace.model import AppEvent, Connection, PacketView, StateObservation, Verdict
+from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
+                            Transition, Verdict)
 
 ARROW_WIDTH = 44
 
@@ -67,20 +68,35 @@ def _snapshot_detail(obs: StateObservation) -> str:
     return "; ".join(parts)
 
 
+def _transition_row(item: Transition, final: dict[str, str]) -> tuple[Text, str]:
+    """The kernel's words, with the one place where they need a gloss: the full socket
+    goes FIN-WAIT-2 (or CLOSING) -> CLOSE when the TIME-WAIT mini-socket takes over."""
+    note = f"{item.side}: {item.old} → {item.new} (sock:inet_sock_set_state)"
+    shown = item.new
+    if item.new == "CLOSED" and item.old in ("FIN-WAIT-2", "CLOSING", "FIN-WAIT-1") \
+            and final.get(item.side) == "TIME-WAIT":
+        note += "; a TIME-WAIT mini-socket takes over, which only ss shows"
+        shown = "TIME-WAIT"
+    return Text(note, style="green"), shown
+
+
 def ladder_table(conn: Connection, views: list[PacketView],
                  observations: list[StateObservation] = (),
-                 events: list[AppEvent] = ()) -> Table:
+                 events: list[AppEvent] = (), transitions: list[Transition] = (),
+                 kernel_events: list[KernelEvent] = (),
+                 final: dict[str, str] | None = None) -> Table:
     table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
     table.add_column("ms", justify="right", style="dim", no_wrap=True)
-    table.add_column(f"client {conn.client}", no_wrap=True)
+    table.add_column("client", no_wrap=True)
     table.add_column("", no_wrap=True, max_width=ARROW_WIDTH, overflow="ellipsis")
-    table.add_column(f"server {conn.server}", no_wrap=True)
+    table.add_column("server", no_wrap=True)
     table.add_column("why", overflow="fold")
     t0 = views[0].segment.t - views[0].t if views and views[0].segment else 0.0
     rows: list[tuple[float, int, object]] = []
     rows += [(v.t, 1, v) for v in views]
     rows += [(o.t - t0, 2, o) for o in observations]
     rows += [(e.t - t0, 0, e) for e in events]
+    rows += [(k.t - t0, 3, k) for k in (*transitions, *kernel_events)]
     rows.sort(key=lambda r: (r[0], r[1]))
     for t, _, item in rows:
         if isinstance(item, PacketView):
@@ -98,6 +114,16 @@ def ladder_table(conn: Connection, views: list[PacketView],
                           label, Text(item.server, style="bold " + _STATE_STYLE.get(item.server, "")),
                           Text(f"kernel states after {item.after}" + (f" ({detail})" if detail else ""),
                                style="blue"))
+        elif isinstance(item, Transition):
+            note, shown = _transition_row(item, final or {})
+            cells = [state_text(shown), "", ""] if item.side == "client" else ["", "", state_text(shown)]
+            cells[1] = Text(" kernel ".center(ARROW_WIDTH, "·"), style="green")
+            table.add_row(_ms(t), *cells, note)
+        elif isinstance(item, KernelEvent):
+            what = ("sends RST" + (f", reason {item.reason}" if item.reason else "")
+                    if item.kind == "send_reset" else "receives RST")
+            table.add_row(_ms(t), "", Text(" kernel ".center(ARROW_WIDTH, "·"), style="green"),
+                          "", Text(f"{item.side}: {what} (tcp:tcp_{item.kind})", style="green"))
         else:
             # Application calls: a marker on the caller's side of the arrow column.
             mark = "▸ client app" if item.side == "client" else "server app ◂".rjust(ARROW_WIDTH)
@@ -141,8 +167,11 @@ def conclusion_lines(verdict: Verdict, observations: list[StateObservation] = ()
 
 def render_connection(console: Console, conn: Connection, views: list[PacketView],
                       verdict: Verdict, observations: list[StateObservation] = (),
-                      events: list[AppEvent] = (), counts: dict | None = None) -> None:
-    console.print(ladder_table(conn, views, observations, events))
+                      events: list[AppEvent] = (), counts: dict | None = None,
+                      transitions: list[Transition] = (),
+                      kernel_events: list[KernelEvent] = ()) -> None:
+    console.print(ladder_table(conn, views, observations, events, transitions, kernel_events,
+                               verdict.final))
     console.print()
     for line in conclusion_lines(verdict, observations, counts):
         console.print(f"• {line}")
@@ -156,8 +185,15 @@ def render_close(console: Console, run) -> None:
         Text(f"What it does: {run.mode.summary}"),
         Text(f"Node.js equivalent: {run.mode.node}"),
         Text(f"client {run.connection.client}  →  server {run.connection.server}   "
-             f"(states from ss after each step)", style="dim"),
+             "(states: inferred from the segments on each row; ss after each step"
+             + ("; kernel transitions)" if not run.kernel_note else ")"), style="dim"),
     )
     console.print(Panel(header, expand=False))
+    if run.kernel_note:
+        console.print(f"[dim]note: {run.kernel_note}; states come from ss only[/dim]")
     render_connection(console, run.connection, run.views, run.verdict, run.observations,
-                      run.events, run.bytes)
+                      run.events, run.bytes, run.transitions, run.kernel_events)
+    if run.mode.retries > 1:
+        console.print(f"• Tries: {run.tries} of at most {run.mode.retries}"
+                      + ("" if run.verdict.simultaneous else
+                         f"; the FINs never crossed in {run.tries} tries (the last try is shown)"))
