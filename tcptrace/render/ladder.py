@@ -73,6 +73,8 @@ def _transition_row(item: Transition, final: dict[str, str]) -> tuple[Text, str]
     goes FIN-WAIT-2 (or CLOSING) -> CLOSE when the TIME-WAIT mini-socket takes over."""
     note = f"{item.side}: {item.old} → {item.new} (sock:inet_sock_set_state)"
     shown = item.new
+    if item.old == "LISTEN":
+        note += "; the accepted socket is born from the request socket when the ACK arrives"
     if item.new == "CLOSED" and item.old in ("FIN-WAIT-2", "CLOSING", "FIN-WAIT-1") \
             and final.get(item.side) == "TIME-WAIT":
         note += "; a TIME-WAIT mini-socket takes over, which only ss shows"
