@@ -9,6 +9,8 @@ counts of the data the closer had queued at the close call.
 
 from __future__ import annotations
 
+import mmap
+import os
 import socket
 import struct
 import threading
@@ -205,19 +207,36 @@ def run_half_close(r: Roles, pending: int) -> dict:
 
 
 def run_simultaneous(r: Roles, pending: int) -> dict:
-    """Both sides call shutdown(SHUT_WR) at the same moment; their FINs may cross."""
-    barrier = threading.Barrier(2)
+    """Both sides call shutdown(SHUT_WR) at the same moment; their FINs may cross.
 
-    def shut(side: str) -> None:
-        barrier.wait()
-        r.rec.event(side, "shutdown(SHUT_WR), at the same moment as the other side")
-        r.sock(side).shutdown(socket.SHUT_WR)
-
-    threads = [threading.Thread(target=shut, args=(side,)) for side in ("client", "server")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    On loopback a FIN is processed by the receiving socket within the sender's own
+    syscall, so the two calls must overlap on two CPUs: each is made by a forked child
+    pinned to its own CPU, spinning on a shared flag, so they start within a microsecond
+    or so (threads, serialised by the GIL, cross half as often).
+    """
+    flags = mmap.mmap(-1, 64)       # [0] go, [1..2] ready, then two start times
+    children = []
+    for i, side in enumerate(("client", "server")):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[i % os.cpu_count()]})
+                flags[1 + i] = 1
+                while flags[0] == 0:
+                    pass
+                struct.pack_into("d", flags, 8 + 8 * i, time.time())
+                r.sock(side).shutdown(socket.SHUT_WR)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    while not (flags[1] and flags[2]):
+        pass
+    flags[0] = 1
+    for pid in children:
+        os.waitpid(pid, 0)
+    for i, side in enumerate(("client", "server")):
+        started = struct.unpack_from("d", flags, 8 + 8 * i)[0]
+        r.rec.event(side, "shutdown(SHUT_WR), at the same moment as the other side", t=started)
     for side in ("client", "server"):
         _read_to_end(r, side)
     r.rec.wait_for("both shutdown(SHUT_WR)", client="TIME-WAIT", server="TIME-WAIT")
