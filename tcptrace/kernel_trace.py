@@ -29,6 +29,14 @@ _KERNEL_STATE = {
     "TCP_CLOSING": "CLOSING",
 }
 
+# Why the kernel sent an RST, in words (tcp:tcp_send_reset's reason field).
+RST_REASONS = {
+    "TCP_ABORT_ON_CLOSE": "close() with unread data in the receive queue",
+    "TCP_STATE": "abort: SO_LINGER {on, 0} close, or a socket torn down",
+    "TCP_ABORT_ON_LINGER": "linger timeout expired",
+    "NO_SOCKET": "no socket for this segment",
+}
+
 _LINE = re.compile(r"\s(\d+\.\d+):\s+(\w+):\s+(.*)$")
 _KV = re.compile(r"(\w+)=(\S+)")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from tcptrace.annotate import annotate
 from tcptrace.decode import decode_segment
 from tcptrace.errors import TcptraceError
-from tcptrace.kernel_trace import KernelTrace
+from tcptrace.kernel_trace import RST_REASONS, KernelTrace
 from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
                             Transition, Verdict)
 from tcptrace.scenarios import MODES, SYMMETRIC, Mode, Roles, open_connection
@@ -20,14 +20,6 @@ from tcptrace.stage import CLIENT_IP, SERVER_IP, Stage
 from tcptrace.verdict import classify
 
 LINKTYPE_ETHERNET = 1  # what an AF_PACKET socket on lo delivers
-
-# Why the kernel sent an RST, in words (tcp:tcp_send_reset's reason field).
-RST_REASONS = {
-    "TCP_ABORT_ON_CLOSE": "close() with unread data in the receive queue",
-    "TCP_STATE": "abort: SO_LINGER {on, 0} close, or a socket torn down",
-    "TCP_ABORT_ON_LINGER": "linger timeout expired",
-    "NO_SOCKET": "no socket for this segment",
-}
 
 
 @dataclass

@@ -77,8 +77,11 @@ def _transition_row(item: Transition, final: dict[str, str]) -> tuple[Text, str]
         note += "; the accepted socket is born from the request socket when the ACK arrives"
     if item.new == "CLOSED" and item.old in ("FIN-WAIT-2", "CLOSING", "FIN-WAIT-1") \
             and final.get(item.side) == "TIME-WAIT":
-        note += "; a TIME-WAIT mini-socket takes over, which only ss shows"
-        shown = "TIME-WAIT"
+        # An orphaned socket is handed over on the ACK of its FIN (ss then shows
+        # FIN-WAIT-2 with a timewait timer), a socket still open on the peer's FIN.
+        note += ("; a timewait mini-socket takes over, which only ss shows (as TIME-WAIT, "
+                 "or FIN-WAIT-2 while an orphaned socket waits for the peer's FIN)")
+        shown = "timewait sock"
     return Text(note, style="green"), shown
 
 
@@ -179,13 +182,22 @@ def render_connection(console: Console, conn: Connection, views: list[PacketView
         console.print(f"• {line}")
 
 
+def _what_it_does(run) -> list[Text]:
+    if run.runtime == "node":
+        from tcptrace.node_close import NODE_CALLS
+
+        return [Text(f"What it does (Node.js net): {NODE_CALLS[run.mode.name]}"),
+                Text(f"Syscall level, as the Python runtime does it: {run.mode.summary}")]
+    return [Text(f"What it does: {run.mode.summary}"),
+            Text(f"Node.js equivalent: {run.mode.node}")]
+
+
 def render_close(console: Console, run) -> None:
     """A live close run (live.CloseRun): header, ladder, conclusion."""
     header = Group(
         Text.assemble(("tcptrace close --mode ", "bold"), (run.mode.name, "bold cyan"),
                       f"   runtime: {run.runtime}   closer: {run.closer}"),
-        Text(f"What it does: {run.mode.summary}"),
-        Text(f"Node.js equivalent: {run.mode.node}"),
+        *_what_it_does(run),
         Text(f"client {run.connection.client}  →  server {run.connection.server}   "
              "(states: inferred from the segments on each row; ss after each step"
              + ("; kernel transitions)" if not run.kernel_note else ")"), style="dim"),
