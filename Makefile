@@ -4,9 +4,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 APT    := DEBIAN_FRONTEND=noninteractive apt-get
 # Debian packages: iproute2 gives `ss` (the tool needs it); tshark and tcpdump are the
-# independent witnesses the tests compare our capture and replay against.
+# independent witnesses the tests compare our capture and replay against; tmux drives
+# the workshop stepper in a real terminal.
 TOOL_DEBS := iproute2
-TEST_DEBS := tshark tcpdump
+TEST_DEBS := tshark tcpdump tmux
 
 .PHONY: setup test-deps run test bench clean
 
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test-deps: setup
-	@missing=""; for c in tshark tcpdump; do command -v $$c >/dev/null || missing=1; done; \
+	@missing=""; for c in tshark tcpdump tmux; do command -v $$c >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq $(TEST_DEBS) >/dev/null; fi
 
 run: setup

@@ -29,11 +29,15 @@ def connection_key(seg: Segment) -> ConnectionKey:
 class _Track:
     """A connection being built, with what role and reuse decisions need."""
 
-    __slots__ = ("conn", "keys", "senders", "fin_from", "rst", "syn", "synack_to")
+    __slots__ = ("conn", "index", "keys", "first", "keep", "senders", "fin_from", "rst",
+                 "syn", "synack_to")
 
-    def __init__(self, seg: Segment, key: ConnectionKey):
+    def __init__(self, seg: Segment, key: ConnectionKey, index: int, keep: bool):
         self.conn = Connection(seg.src, seg.sport, seg.dst, seg.dport, vlan=seg.vlan)
+        self.index = index          # order of first appearance in the capture
         self.keys = [key]
+        self.first = ((seg.src, seg.sport), (seg.dst, seg.dport))  # sender, receiver
+        self.keep = keep            # store the segments in conn.segments
         self.senders: set[Endpoint] = set()
         self.fin_from: set[Endpoint] = set()
         self.rst = False
@@ -42,7 +46,8 @@ class _Track:
 
     def add(self, seg: Segment) -> None:
         src = (seg.src, seg.sport)
-        self.conn.segments.append(seg)
+        if self.keep:
+            self.conn.segments.append(seg)
         self.senders.add(src)
         flags = seg.flags
         if flags & FIN:
@@ -69,21 +74,25 @@ class _Track:
         direction: only the opposite endpoint has sent so far, and it is seg's receiver."""
         return self.senders == {(seg.dst, seg.dport)}
 
-    def finish(self) -> Connection:
-        """Fix the roles: the sender of the first SYN is the client; failing that the
-        receiver of the first SYN+ACK; failing both, guess from the ports."""
-        conn = self.conn
-        first = conn.segments[0]
-        a, b = (first.src, first.sport), (first.dst, first.dport)
+    def roles(self) -> tuple[Endpoint, Endpoint, str | None]:
+        """(client, server, why they are a guess or None), from the segments so far:
+        the sender of the first SYN is the client; failing that the receiver of the
+        first SYN+ACK; failing both, guess from the ports."""
+        a, b = self.first
+        why = None
         if self.syn is not None:
             client = (self.syn.src, self.syn.sport)
         elif self.synack_to is not None:
             client = self.synack_to
         else:
-            server, why = _guess_server(a, b)
-            conn.roles_guessed = f"no SYN seen: guessed server = {format_endpoint(*server)}, {why}"
+            server, how = _guess_server(a, b)
+            why = f"no SYN seen: guessed server = {format_endpoint(*server)}, {how}"
             client = b if server == a else a
-        server = b if client == a else a
+        return client, (b if client == a else a), why
+
+    def finish(self) -> Connection:
+        conn = self.conn
+        client, server, conn.roles_guessed = self.roles()
         conn.client_ip, conn.client_port = client
         conn.server_ip, conn.server_port = server
         return conn
@@ -97,6 +106,52 @@ def _guess_server(a: Endpoint, b: Endpoint) -> tuple[Endpoint, str]:
     return (a if a[1] < b[1] else b), "the lower port"
 
 
+class ConnectionGrouper:
+    """Group segments into connections one at a time (see `group_connections` for the
+    rules). `add` says which connection a segment belongs to, by index in order of first
+    appearance, so a caller can stream a large capture through per-connection state;
+    with keep_segments=False the connections keep no segments and memory does not grow
+    with the file. The grouping is deterministic: two passes give the same indices."""
+
+    def __init__(self, keep_segments: bool = True):
+        self._keep = keep_segments
+        self._tracks: list[_Track] = []
+        self._by_key: dict[ConnectionKey, _Track] = {}
+        # Live tracks by endpoint pair, any VLAN stack.
+        self._by_pair: dict[tuple[Endpoint, Endpoint], list[_Track]] = {}
+
+    def add(self, seg: Segment) -> int:
+        key = connection_key(seg)
+        track = self._by_key.get(key)
+        if track is not None and seg.flags & SYN and track.is_new_attempt(seg):
+            # Port reuse: retire the old connection under every key it was known by.
+            for old in track.keys:
+                del self._by_key[old]
+            self._by_pair[key[1:]].remove(track)
+            track = None
+        if track is None:
+            pair = key[1:]
+            track = next((t for t in self._by_pair.get(pair, ()) if t.accepts_other_vlan(seg)),
+                         None)
+            if track is not None:
+                track.keys.append(key)
+            else:
+                track = _Track(seg, key, len(self._tracks), self._keep)
+                self._tracks.append(track)
+                self._by_pair.setdefault(pair, []).append(track)
+            self._by_key[key] = track
+        track.add(seg)
+        return track.index
+
+    def roles(self, index: int) -> tuple[Endpoint, Endpoint]:
+        """(client, server) of connection `index` as its segments so far decide them:
+        final unless a SYN or SYN+ACK turns up later."""
+        return self._tracks[index].roles()[:2]
+
+    def connections(self) -> list[Connection]:
+        return [t.finish() for t in self._tracks]
+
+
 def group_connections(segments: Iterable[Segment]) -> list[Connection]:
     """Connections in order of first appearance, each with its segments in capture order.
 
@@ -107,30 +162,10 @@ def group_connections(segments: Iterable[Segment]) -> list[Connection]:
     traffic yet: routers often carry the two directions of a session on different VLANs.
     A connection's `vlan` is the stack of its first segment.
     """
-    tracks: list[_Track] = []
-    by_key: dict[ConnectionKey, _Track] = {}
-    by_pair: dict[tuple[Endpoint, Endpoint], list[_Track]] = {}   # live tracks, any VLAN
+    grouper = ConnectionGrouper()
     for seg in segments:
-        key = connection_key(seg)
-        track = by_key.get(key)
-        if track is not None and seg.flags & SYN and track.is_new_attempt(seg):
-            # Port reuse: retire the old connection under every key it was known by.
-            for old in track.keys:
-                del by_key[old]
-            by_pair[key[1:]].remove(track)
-            track = None
-        if track is None:
-            pair = key[1:]
-            track = next((t for t in by_pair.get(pair, ()) if t.accepts_other_vlan(seg)), None)
-            if track is not None:
-                track.keys.append(key)
-            else:
-                track = _Track(seg, key)
-                tracks.append(track)
-                by_pair.setdefault(pair, []).append(track)
-            by_key[key] = track
-        track.add(seg)
-    return [t.finish() for t in tracks]
+        grouper.add(seg)
+    return grouper.connections()
 
 
 def read_connections(path: str | os.PathLike) -> tuple[list[Connection], list[str]]:

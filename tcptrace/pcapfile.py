@@ -112,15 +112,31 @@ class CaptureReader:
             yield from (self._pcapng(win) if self.format == "pcapng" else self._pcap(win))
         self.bytes_read = self.size
 
+    def frames(self) -> Iterator[tuple[float, int, bytes, int, int, int]]:
+        """The records as (ts, linktype, buffer, offset, caplen, orig_len): the packet is
+        buffer[offset:offset + caplen]. Classic pcap records are not copied out of the
+        read buffer, for decoders that unpack in place (summary.py); the damage handling
+        and warnings are the same as iterating."""
+        if self.format == "pcapng":
+            for rec in self:
+                yield rec.ts, rec.linktype, rec.data, 0, len(rec.data), rec.orig_len
+            return
+        self.warnings, self.bytes_read = [], 0
+        with open(self.path, "rb") as f:
+            yield from self._pcap(_Window(f), raw=True)
+        self.bytes_read = self.size
+
     # -- classic pcap ----------------------------------------------------------------
 
-    def _pcap(self, win: _Window) -> Iterator[Record]:
+    def _pcap(self, win: _Window, raw: bool = False) -> Iterator:
         win.ensure(0, 24)
         buf = win.buf
         endian, units = PCAP_MAGICS[int.from_bytes(buf[:4], "little")]
         layout = LAYOUTS[endian]
         snaplen, linktype = struct.unpack_from(endian + "II", buf, 16)
         linktype &= 0xFFFF          # the upper bits carry FCS-length flags
+        # Records longer than the header's snaplen are read, as libpcap and Wireshark
+        # do (writers get the snaplen wrong); only resync probes hold junk to it.
         limit = snaplen if 0 < snaplen < MAX_CAPLEN else MAX_CAPLEN
         unpack = layout.pcap
         last_sec = None
@@ -147,7 +163,7 @@ class CaptureReader:
                     self._cut(win, pos, index, 16)
                     return
             sec, frac, incl, orig = unpack(buf, pos)
-            if frac >= units or incl > limit or incl > orig:
+            if frac >= units or incl > MAX_CAPLEN or incl > orig:
                 pos = self._resync(win, pos, index, candidate, None, 16)
                 if pos is None:
                     return
@@ -163,8 +179,11 @@ class CaptureReader:
             index += 1
             last_sec = sec
             self.bytes_read = win.base + end
-            yield _record(Record, (sec + frac / units, linktype, buf[pos + 16:end], orig, (),
-                                   index))
+            if raw:
+                yield sec + frac / units, linktype, buf, pos + 16, incl, orig
+            else:
+                yield _record(Record, (sec + frac / units, linktype, buf[pos + 16:end], orig,
+                                       (), index))
             pos = end
 
     # -- pcapng ----------------------------------------------------------------------

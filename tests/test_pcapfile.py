@@ -336,10 +336,11 @@ def test_junk_between_records_is_skipped(tmp_path, junk):
                                f"skipped {len(junk)} bytes and resynchronised"]
 
 
-@pytest.mark.parametrize("field, value", [(1, 1_000_000), (2, 70_000), (3, 5)])
+@pytest.mark.parametrize("field, value", [(1, 1_000_000), (2, 300_000), (3, 5)])
 def test_implausible_record_header_is_skipped(tmp_path, field, value):
-    # Record 2 claims a microsecond count of a full second, more than the snaplen,
-    # or more captured bytes than the packet had: it is skipped with its data.
+    # Record 2 claims a microsecond count of a full second, more captured bytes than
+    # libpcap's 256 KiB maximum, or more captured bytes than the packet had: it is
+    # skipped with its data.
     records = [(T0 + i, 0, b"x" * 20) for i in range(4)]
     raw = bytearray(pcap(records))
     second = 24 + 36
@@ -348,6 +349,15 @@ def test_implausible_record_header_is_skipped(tmp_path, field, value):
     assert [r.ts for r in reader] == [T0, T0 + 2, T0 + 3]
     assert reader.warnings == [f"record 2 at byte {second}: damaged record header; skipped "
                                "36 bytes and resynchronised"]
+
+
+def test_record_longer_than_the_header_snaplen_is_read(tmp_path):
+    # libpcap and Wireshark read records up to 256 KiB whatever the header's snaplen
+    # says: some writers put a wrong snaplen in the file header.
+    records = [(T0, 0, b"a" * 100), (T0 + 1, 0, b"b" * 30)]
+    reader = CaptureReader(write(tmp_path, pcap(records, snaplen=64)))
+    assert [r.data for r in reader] == [b"a" * 100, b"b" * 30]
+    assert reader.warnings == []
 
 
 def test_junk_to_the_end_stops_with_a_warning(tmp_path):

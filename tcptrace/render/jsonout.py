@@ -75,3 +75,12 @@ def close_json(run) -> dict:
                                             events=run.events, counts=run.bytes,
                                             transitions=run.transitions,
                                             kernel_events=run.kernel_events)]}
+
+
+def replay_json(path: str, shown: list[tuple[int, Connection, list[PacketView], Verdict]],
+                warnings: list[str]) -> dict:
+    """The document for `tcptrace replay --json`: `shown` is (stream index, connection,
+    rows, verdict) for every connection, or for the one picked with --stream."""
+    return {"schema": SCHEMA, "command": "replay", "file": path, "warnings": list(warnings),
+            "connections": [{"stream": index, **connection_json(conn, views, verdict)}
+                            for index, conn, views, verdict in shown]}

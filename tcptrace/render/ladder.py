@@ -158,8 +158,13 @@ def conclusion_lines(verdict: Verdict, observations: list[StateObservation] = ()
                     break
             if timer:
                 break
-        lines.append(f"TIME-WAIT: {verdict.time_wait} holds the connection's 4-tuple for 60 s on "
-                     f"Linux{timer}; the other side is {verdict.final['server' if verdict.time_wait == 'client' else 'client']}.")
+        if verdict.time_wait == "both":
+            lines.append("TIME-WAIT: both sides hold the connection's 4-tuple for 60 s on "
+                         f"Linux{timer}: each closed before it saw the other's FIN.")
+        else:
+            other = "server" if verdict.time_wait == "client" else "client"
+            lines.append(f"TIME-WAIT: the {verdict.time_wait} holds the connection's 4-tuple "
+                         f"for 60 s on Linux{timer}; the {other} is {verdict.final[other]}.")
     else:
         lines.append(f"TIME-WAIT: none; final states: client {verdict.final['client']}, "
                      f"server {verdict.final['server']}.")
