@@ -17,8 +17,8 @@ CLOSE_MODES = ("end", "close", "destroy", "reset", "unread", "half-close", "simu
 
 
 def _emit_json(doc: dict) -> None:
-    json.dump(doc, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    # One write: json.dump to a stream makes millions of small writes on big documents.
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
 
 
 def _save_capture(path: str, frames, notes_by_frame: dict[int, list[str]]) -> None:
@@ -79,6 +79,163 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
     render_close(console, run)
     if save:
         console.print(f"• Capture saved to {save}")
+
+
+@cli.command()
+@click.argument("file", metavar="FILE")
+@click.option("--stream", type=int, metavar="N",
+              help="Show connection N (numbered from 0, as in the table).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the tcptrace/1 JSON document (every connection, or --stream N's).")
+@click.option("--step", is_flag=True,
+              help="Workshop mode: one segment per key (Enter/space next, b back, q quit).")
+@click.option("--speed", type=click.FloatRange(0, min_open=True), metavar="X",
+              help="Play the ladder back with the capture's own timing, X times faster "
+                   "(waits capped at 2 s).")
+def replay(file: str, stream: int | None, as_json: bool, step: bool,
+           speed: float | None) -> None:
+    """Show how the TCP connections in a pcap/pcapng FILE closed (no privileges needed).
+
+    One connection: its annotated ladder. Several: a table; pick one with --stream N.
+    A damaged file still shows what could be read, with a warning on stderr and exit
+    status 2.
+    """
+    from tcptrace import replay as rp
+    from tcptrace.render import stepper
+    from tcptrace.render.jsonout import replay_json
+    from tcptrace.render.ladder import make_console
+    from tcptrace.render.table import (ReadProgress, render_listing, render_replay,
+                                       replay_header)
+
+    if sum((as_json, step, speed is not None)) > 1:
+        raise TcptraceError("choose one of --json, --step and --speed")
+    if step:
+        stepper.require_terminal()      # before reading what may be a big file
+    err = make_console(stderr=True)
+    if as_json and stream is None:      # everything: the output is as big as the file
+        with ReadProgress(err, "reading") as progress:
+            conns, warnings = rp.load_all(file, progress)
+        _emit_json(replay_json(file, [(i, c, *rp.analyse(c)) for i, c in enumerate(conns)],
+                               warnings))
+    else:
+        with ReadProgress(err, "listing connections") as progress:
+            listing = rp.list_connections(file, progress)
+        warnings, count = listing.warnings, len(listing.rows)
+        if stream is None and count > 1 and (step or speed):
+            raise TcptraceError(f"{file} has {count} TCP connections: pick one with "
+                                f"--stream N (0..{count - 1})")
+        if stream is None and count > 1:
+            render_listing(make_console(), listing)
+        else:
+            index = stream or 0
+            rp.check_stream(listing, index)
+            with ReadProgress(err, f"reading stream {index}") as progress:
+                conn = rp.load_connection(file, index, progress)
+            views, verdict = rp.analyse(conn)
+            if as_json:
+                _emit_json(replay_json(file, [(index, conn, views, verdict)], warnings))
+            elif step:
+                stepper.run_stepper(make_console(), conn, views, verdict)
+            elif speed:
+                console = make_console()
+                console.print(replay_header(file, index, count, conn))
+                stepper.play(console, conn, views, verdict, speed)
+            else:
+                render_replay(make_console(), file, index, count, conn, views, verdict)
+    for warning in warnings[:5]:
+        click.echo(f"tcptrace: warning: {warning}", err=True)
+    if len(warnings) > 5:
+        click.echo(f"tcptrace: warning: {len(warnings) - 5} more (see --json)", err=True)
+    if warnings:
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON Lines: one connection per line, with the tcptrace/1 verdict.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV: a header, then one connection per row.")
+@click.option("--linger", type=click.FloatRange(0), default=60.0, show_default=True,
+              metavar="SECONDS", help="Capture time after which a connection whose sides "
+                                      "are both CLOSED or TIME-WAIT is summarised and forgotten.")
+@click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True,
+              metavar="N", help="Rows in the RST, TIME-WAIT and top-talker tables.")
+def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> None:
+    """How every TCP connection in a pcap/pcapng FILE ended, in one streaming pass.
+
+    Tables for people; --json or --csv, one connection per line, for programs (in the
+    order connections are done with). Memory follows the connections open at once, not
+    the file size. A damaged file still gives what could be read, with a warning on
+    stderr and exit status 2.
+    """
+    from contextlib import nullcontext
+
+    from tcptrace.render.summary import CsvWriter, Totals, json_line
+    from tcptrace.summary import Summariser
+
+    if as_json and as_csv:
+        raise TcptraceError("choose one of --json and --csv")
+    machine = as_json or as_csv
+    progress = None
+    # No bar in a log, nor on the terminal the lines stream to (they would garble it);
+    # rich is not even imported then.
+    if sys.stderr.isatty() and not (machine and sys.stdout.isatty()):
+        from tcptrace.render.ladder import make_console
+        from tcptrace.render.table import ReadProgress
+
+        progress = ReadProgress(make_console(stderr=True), "summarising")
+    run = Summariser(file, linger=linger, progress=progress)
+    with progress or nullcontext():
+        if as_json:
+            write = sys.stdout.write
+            for s in run:
+                write(json_line(s) + "\n")
+        elif as_csv:
+            writer = CsvWriter(sys.stdout)
+            for s in run:
+                writer.write(s)
+        else:
+            totals = Totals(top)
+            for s in run:
+                totals.add(s)
+    if not machine:
+        from tcptrace.render.ladder import make_console
+        from tcptrace.render.summary import render_tables
+
+        render_tables(make_console(), file, totals)
+    for warning in run.warnings[:5]:
+        click.echo(f"tcptrace: warning: {warning}", err=True)
+    if len(run.warnings) > 5:
+        click.echo(f"tcptrace: warning: {len(run.warnings) - 5} more", err=True)
+    if run.warnings:
+        sys.exit(2)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the claims as tcptrace/1 JSON.")
+def claims(as_json: bool) -> None:
+    """Check common interview claims about closing sockets against this machine's wire."""
+    import shutil
+
+    from tcptrace.claims import claims_json, judge, render_claims, required_runs
+    from tcptrace.live import run_close
+    from tcptrace.render.ladder import make_console
+
+    keys = required_runs()
+    if shutil.which("node") is None:
+        click.echo("tcptrace: node is not on PATH: the Node.js claims are left out", err=True)
+        keys = [k for k in keys if k.runtime != "node"]
+    status = make_console(stderr=True)
+    runs = {}
+    for n, key in enumerate(keys, 1):
+        status.print(f"[dim]run {n}/{len(keys)}: {key.label()}[/dim]")
+        runs[key] = run_close(key.mode, pending=key.pending, closer=key.closer,
+                              runtime=key.runtime)
+    verdicts = judge(runs)
+    if as_json:
+        _emit_json(claims_json(verdicts))
+        return
+    render_claims(verdicts, make_console())
 
 
 def _write_text(path: str, text: str) -> None:

@@ -27,6 +27,12 @@ IPV6_SKIPPABLE = {0, 43, 60}                    # hop-by-hop, routing, destinati
 IPV6_FRAGMENT, TCP = 44, 6
 
 _ip4 = struct.Struct("!BxHxxHxBxx4s4s").unpack_from   # version/IHL, length, frag, proto, addrs
+# The most common frame, Ethernet + IPv4 without options + TCP, in one unpack from the
+# frame's first byte, for readers that decode in place (summary.py): ethertype,
+# version/IHL, total length, fragment field, protocol; then source and destination
+# address and port as 12 raw bytes (a connection key as it is); sequence, acknowledgment,
+# data offset, flags, window. Frames it does not fit go through decode_segment.
+ETH_IP4_TCP = struct.Struct("!12xHBxHxxHxBxx12sIIBBH")
 _tcp = struct.Struct("!HHIIBBH").unpack_from    # ports, seq, ack, offset, flags, window
 _u16 = struct.Struct("!H").unpack_from
 _ntoa = socket.inet_ntoa
@@ -166,13 +172,13 @@ def _tcp_segment(data: bytes, p: int, tcp_len: int, src: str, dst: str, ts: floa
         return None
     mss = wscale = None
     if flags & SYN and hlen > 20:
-        mss, wscale = _syn_options(data, p + 20, min(p + hlen, len(data)))
+        mss, wscale = syn_options(data, p + 20, min(p + hlen, len(data)))
     # Positional (model field order): keyword arguments cost twice as much per segment.
     return Segment(ts, src, sport, dst, dport, flags, seq, ack, tcp_len - hlen, win,
                    wscale, mss, vlan, index, comments)
 
 
-def _syn_options(data: bytes, p: int, end: int) -> tuple[int | None, int | None]:
+def syn_options(data: bytes, p: int, end: int) -> tuple[int | None, int | None]:
     """(MSS, window scale) from the captured part of a SYN's options."""
     mss = wscale = None
     while p < end:

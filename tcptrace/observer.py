@@ -29,7 +29,7 @@ seen (or first ACK of it, if the peer speaks first).
 from __future__ import annotations
 
 from .model import ACK, FIN, RST, SYN, UNKNOWN, Connection, Segment
-from .zeek import ZeekTracker
+from .zeek import INACTIVE as ZEEK_INACTIVE, ZeekTracker
 
 SYN_SENT, SYN_RECEIVED, ESTABLISHED = "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED"
 FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING = "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING"
@@ -51,6 +51,7 @@ DELAYED_ACK_MIN = 0.030
 NEAR = 0.010
 
 _MASK, _HALF, _MOD = 0xFFFFFFFF, 0x80000000, 0x100000000
+_PREDICTABLE = SYN | FIN | RST | ACK   # feed_fields' fast path: of these, ACK alone
 
 _ON_FIN_SENT = {ESTABLISHED: FIN_WAIT_1, SYN_RECEIVED: FIN_WAIT_1, CLOSE_WAIT: LAST_ACK}
 _ON_FIN_RECEIVED = {ESTABLISHED: CLOSE_WAIT, SYN_RECEIVED: CLOSE_WAIT,
@@ -100,7 +101,7 @@ class Endpoint:
     __slots__ = ("name", "state", "base", "syn_seen", "syn_t", "wscale", "shift",
                  "nxt", "contig", "hole_start", "hole_end", "una", "fin", "fin_in",
                  "unsure", "steps", "win", "edge", "last_ack", "pending_t", "turnaround",
-                 "packets", "bytes", "zero_windows", "retransmissions")
+                 "packets", "bytes", "zero_windows", "retransmissions", "quiet")
 
     def __init__(self, name: str):
         self.name = name
@@ -128,6 +129,7 @@ class Endpoint:
         self.bytes = 0          # payload bytes, each counted once
         self.zero_windows = 0
         self.retransmissions = 0
+        self.quiet = 0          # Zeek ignores its plain ACKs (1), data segments (2)
 
     def rebase(self, value: int) -> None:
         self.base = value
@@ -180,11 +182,77 @@ class ConnectionObserver:
     def feed(self, seg: Segment, annotate: bool = True) -> Step | None:
         """Process one segment. With annotate=False nothing is built for display (no
         Step, None is returned): only the states and the connection-level facts."""
-        if seg.sport == self._cport and seg.src == self._cip:
+        from_client = seg.sport == self._cport and seg.src == self._cip
+        if not annotate:
+            self.feed_fields(from_client, seg.t, seg.flags, seg.seq, seg.ack, seg.length,
+                             seg.win, seg.wscale)
+            return None
+        s, r = (self.client, self.server) if from_client else (self.server, self.client)
+        return self._feed(s, r, seg.t, seg.flags, seg.seq, seg.ack, seg.length, seg.win,
+                          seg.wscale, True, seg)
+
+    def feed_fields(self, from_client: bool, t: float, flags: int, seq: int, ack: int,
+                    length: int, win: int, wscale: int | None = None) -> None:
+        """feed(annotate=False) from a segment's fields (Segment's meanings), for readers
+        that build no Segment.
+
+        Header prediction, as in a kernel's receive path: an in-order segment with ACK
+        and no SYN, FIN or RST, between two ESTABLISHED sides with no FIN, gap or zero
+        window in play, only moves counters and edges (and Zeek's history, until it
+        has the segment's letter). That common case is done inline; the rest takes the
+        full path. Both leave the same state (tests feed random segments through both)."""
+        if from_client:
             s, r = self.client, self.server
         else:
             s, r = self.server, self.client
-        flags, t, length = seg.flags, seg.t, seg.length
+        if (flags & _PREDICTABLE == ACK and s.state is ESTABLISHED and r.state is ESTABLISHED
+                and win and r.win and s.fin < 0 and r.fin < 0 and s.hole_start < 0):
+            nxt, base = s.nxt, s.base
+            if (seq - base - nxt) & _MASK == 0 and base >= 0 and r.base >= 0 and s.contig == nxt:
+                if not s.quiet & (2 if length else 1) and not self._quiet(s, from_client, length):
+                    self.zeek.packet(from_client, flags, nxt, length, win, length)
+                self.packets += 1
+                s.packets += 1
+                if length:
+                    if s.una >= nxt:
+                        s.pending_t = t
+                    s.bytes += length
+                    s.nxt = s.contig = nxt + length
+                d = (ack - r.base - r.nxt) & _MASK
+                ack = r.nxt + (d - _MOD if d & _HALF else d)
+                if ack > r.una:
+                    if r.pending_t >= 0:
+                        waited = t - r.pending_t
+                        if s.turnaround < 0 or waited < s.turnaround:
+                            s.turnaround = waited
+                    r.una = ack
+                    r.pending_t = -1.0
+                    if ack > r.contig:
+                        r.advance(r.contig, ack)
+                        r.nxt = max(r.nxt, ack)
+                win <<= s.shift
+                if ack >= 0:
+                    s.last_ack = ack
+                    s.edge = ack + win
+                s.win = win
+                return
+        self._feed(s, r, t, flags, seq, ack, length, win, wscale, False, None)
+
+    def _quiet(self, s: Endpoint, orig: bool, length: int) -> bool:
+        """Whether Zeek's tracker ignores a plain segment like this one from s: it has
+        recorded s's d (or a) letter, which it writes once, and s is past INACTIVE, the
+        only Zeek state a plain segment changes. Both facts are for good, so cached."""
+        z = self.zeek
+        letter = ("D" if length else "A") if orig else ("d" if length else "a")
+        if z.state[0 if orig else 1] == ZEEK_INACTIVE or letter not in z.letters:
+            return False
+        s.quiet |= 2 if length else 1
+        return True
+
+    def _feed(self, s: Endpoint, r: Endpoint, t: float, flags: int, seq: int, ack_no: int,
+              length: int, raw_win: int, wscale: int | None, annotate: bool,
+              seg: Segment | None) -> Step | None:
+        """The full path: every rule of the state machine."""
         syn, fin, rst = flags & SYN, flags & FIN, flags & RST
         if not self.packets:
             self._begin(s, r, flags)
@@ -196,11 +264,11 @@ class ConnectionObserver:
         if syn:
             s.syn_t = t             # a retransmitted SYN is the one answered
             if not s.syn_seen:
-                s.syn_seen, s.wscale = True, seg.wscale
-                s.rebase(seg.seq)
+                s.syn_seen, s.wscale = True, wscale
+                s.rebase(seq)
         elif s.base < 0:
-            s.rebase(seg.seq)
-        d = (seg.seq - s.base - s.nxt) & _MASK
+            s.rebase(seq)
+        d = (seq - s.base - s.nxt) & _MASK
         rel = s.nxt + (d - _MOD if d & _HALF else d)
         if fin and s.syn_seen and not syn and rel + length < 1:
             # A FIN on the SYN's own sequence number (seen from a broken stack): it is
@@ -214,15 +282,15 @@ class ConnectionObserver:
         ack = -1
         if flags & ACK:
             if r.base < 0 and syn:      # a SYN+ACK whose SYN the capture missed
-                r.rebase(seg.ack - 1)
+                r.rebase(ack_no - 1)
                 r.nxt = r.contig = 1
             elif r.base < 0:
-                r.rebase(seg.ack)
-            d = (seg.ack - r.base - r.nxt) & _MASK
+                r.rebase(ack_no)
+            d = (ack_no - r.base - r.nxt) & _MASK
             ack = r.nxt + (d - _MOD if d & _HALF else d)
         if syn and s is self.server and self.client.syn_seen and not self.scaled:
             self._learn_scaling()
-        win = seg.win if syn else seg.win << s.shift
+        win = raw_win if syn else raw_win << s.shift
 
         # Probes first: they reuse old sequence numbers without being retransmissions.
         pure = not flags & (SYN | FIN | RST)
@@ -236,10 +304,10 @@ class ConnectionObserver:
             s.retransmissions += 1
             if s.pending_t >= 0:
                 s.pending_t = t     # the ACK may answer this copy, not the lost one
-        if pure and seg.win == 0:
+        if pure and raw_win == 0:
             tags |= ZERO_WINDOW
             s.zero_windows += 1
-        self.zeek.packet(s is self.client, flags, rel, length, seg.win, end - s.nxt)
+        self.zeek.packet(s is self.client, flags, rel, length, raw_win, end - s.nxt)
         if space and end > s.nxt:
             if s.una >= s.nxt:
                 s.pending_t = t     # the oldest unacknowledged data starts here
