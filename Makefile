@@ -30,7 +30,10 @@ run: setup
 test: test-deps
 	$(PY) -m pytest -q
 
+# The peers the benchmark compares against: tshark (test-deps) and the classic tcptrace,
+# which installs a binary of the same name as ours into /usr/bin.
 bench: test-deps
+	@[ -x /usr/bin/tcptrace ] || { $(APT) update -qq && $(APT) install -y -qq tcptrace >/dev/null; }
 	$(PY) -m tcptrace.bench
 
 clean:
