@@ -201,3 +201,11 @@ def test_step_in_tmux(tmp_path, quit_key, status):
         assert (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_every_key_of_one_read_counts_and_arrows_are_single_keys():
+    from tcptrace.render.stepper import split_keys
+
+    assert split_keys("\r\r\r") == ["\r", "\r", "\r"]
+    assert split_keys("\x1b[C\x1b[Db") == [" ", "b", "b"]
+    assert split_keys("q") == ["q"]

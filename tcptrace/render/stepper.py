@@ -45,6 +45,23 @@ def step_key(pos: int, key: str, last: int) -> int | None:
     return pos
 
 
+def split_keys(chunk: str) -> list[str]:
+    """One read may carry several key presses (typing ahead, a held key): each counts.
+    The arrow keys' escape sequences are single keys: right is next, left is back."""
+    keys, i = [], 0
+    while i < len(chunk):
+        if chunk.startswith(("\x1b[C", "\x1bOC"), i):
+            keys.append(" ")
+            i += 3
+        elif chunk.startswith(("\x1b[D", "\x1bOD"), i):
+            keys.append("b")
+            i += 3
+        else:
+            keys.append(chunk[i])
+            i += 1
+    return keys
+
+
 # -- big letters --------------------------------------------------------------------
 
 # A 5-pixel-high font for the state names, drawn two pixel rows per line with half
@@ -168,7 +185,9 @@ def run_stepper(console: Console, conn: Connection, views: list[PacketView],
             while pos is not None:
                 screen.update(segment_screen(console, conn, views, pos)
                               if pos < len(views) else verdict_screen(conn, views, verdict))
-                pos = step_key(pos, os.read(fd, 8).decode("utf-8", "replace"), len(views))
+                for key in split_keys(os.read(fd, 64).decode("utf-8", "replace")):
+                    if pos is not None:
+                        pos = step_key(pos, key, len(views))
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
