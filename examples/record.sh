@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Re-record the example transcripts beside this script: real runs on this machine, as
+# root (capture and tracefs need it). Each file starts with the command that made it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tcptrace=.venv/bin/tcptrace
+
+transcript() {  # transcript NAME ARGS...
+    local name=$1; shift
+    { echo "# tcptrace $*"; echo; COLUMNS=170 "$tcptrace" "$@" 2>&1; } > "examples/$name.txt"
+    echo "examples/$name.txt"
+}
+
+transcript close-end             close --mode end
+transcript close-destroy         close --mode destroy --pending 200000
+transcript close-unread          close --mode unread
+transcript close-node-destroy    close --mode destroy --runtime node
+transcript close-simultaneous    close --mode simultaneous
+transcript replay-table          replay ../shared/captures-real/tcpreplay_test.pcap
+transcript replay-ladder         replay ../shared/captures-real/zeek_http_get-gzip.pcap
+transcript summary               summary ../shared/captures-real/zeek_http_206_example_b.pcap
+transcript backpressure          backpressure --pause 2
+transcript buffers               buffers
+transcript claims                claims
