@@ -160,7 +160,11 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
                                       "are both CLOSED or TIME-WAIT is summarised and forgotten.")
 @click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True,
               metavar="N", help="Rows in the RST, TIME-WAIT and top-talker tables.")
-def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> None:
+@click.option("--jobs", type=click.IntRange(1, 64), default=None, metavar="N",
+              help="Processes to share the connections among (default: 2 when the "
+                   "capture is 16 MiB or more and 2 CPUs are free, else 1).")
+def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int,
+            jobs: int | None) -> None:
     """How every TCP connection in a pcap/pcapng FILE ended, in one streaming pass.
 
     Tables for people; --json or --csv, one connection per line, for programs (in the
@@ -184,7 +188,7 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
         from tcptrace.render.table import ReadProgress
 
         progress = ReadProgress(make_console(stderr=True), "summarising")
-    run = Summariser(file, linger=linger, progress=progress)
+    run = Summariser(file, linger=linger, progress=progress, jobs=jobs)
     with progress or nullcontext():
         if as_json:
             write = sys.stdout.write

@@ -209,8 +209,11 @@ class ConnectionObserver:
                 and win and r.win and s.fin < 0 and r.fin < 0 and s.hole_start < 0):
             nxt, base = s.nxt, s.base
             if (seq - base - nxt) & _MASK == 0 and base >= 0 and r.base >= 0 and s.contig == nxt:
-                if not s.quiet & (2 if length else 1) and not self._quiet(s, from_client, length):
+                if not s.quiet & (2 if length else 1):
+                    # Zeek's tracker may still want it; once it surely ignores such
+                    # segments (a no-op to feed it then), it is not called again.
                     self.zeek.packet(from_client, flags, nxt, length, win, length)
+                    self._quiet(s, from_client, length)
                 self.packets += 1
                 s.packets += 1
                 if length:
@@ -243,8 +246,7 @@ class ConnectionObserver:
         recorded s's d (or a) letter, which it writes once, and s is past INACTIVE, the
         only Zeek state a plain segment changes. Both facts are for good, so cached."""
         z = self.zeek
-        letter = ("D" if length else "A") if orig else ("d" if length else "a")
-        if z.state[0 if orig else 1] == ZEEK_INACTIVE or letter not in z.letters:
+        if z.state[0 if orig else 1] == ZEEK_INACTIVE or not z.recorded(orig, bool(length)):
             return False
         s.quiet |= 2 if length else 1
         return True
@@ -254,11 +256,12 @@ class ConnectionObserver:
               seg: Segment | None) -> Step | None:
         """The full path: every rule of the state machine."""
         syn, fin, rst = flags & SYN, flags & FIN, flags & RST
-        if not self.packets:
+        packets = self.packets
+        if not packets:
             self._begin(s, r, flags)
-        self.packets += 1
+        self.packets = packets + 1
         s.packets += 1
-        tags = MID_CONNECTION if self.packets == 1 and self.assumed else 0
+        tags = MID_CONNECTION if not packets and self.assumed else 0
 
         # Where the segment sits in the sender's sequence space.
         if syn:
@@ -308,15 +311,23 @@ class ConnectionObserver:
             tags |= ZERO_WINDOW
             s.zero_windows += 1
         self.zeek.packet(s is self.client, flags, rel, length, raw_win, end - s.nxt)
-        if space and end > s.nxt:
-            if s.una >= s.nxt:
-                s.pending_t = t     # the oldest unacknowledged data starts here
-            s.bytes += min(length, end - s.nxt - (1 if fin else 0))
-            s.nxt = end
         if space:
-            if rel > s.contig:
+            nxt = s.nxt
+            if end > nxt:
+                if s.una >= nxt:
+                    s.pending_t = t     # the oldest unacknowledged data starts here
+                new = end - nxt - (1 if fin else 0)
+                s.bytes += length if length < new else new
+                s.nxt = end
+            contig = s.contig
+            if rel > contig:
                 tags |= OUT_OF_ORDER
-            s.advance(rel, end)
+                s.advance(rel, end)
+            elif s.hole_start < 0:      # advance()'s common case, inline
+                if end > contig:
+                    s.contig = end
+            else:
+                s.advance(rel, end)
 
         acked, delay = 0, 0.0
         if rst:

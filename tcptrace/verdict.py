@@ -24,13 +24,16 @@ def classify(conn: Connection,
         close = "half-open"
     else:
         close = "open"    # also a SYN nobody answered (Zeek: S0)
-    final = {"client": c.state, "server": s.state}
-    return Verdict(close=close, first_closer=obs.first_closer,
-                   rst_from=_sides(obs.rst_from), simultaneous=obs.simultaneous,
-                   time_wait=_sides({k for k, v in final.items() if v == TIME_WAIT}),
-                   final=final, conn_state=obs.zeek.conn_state(c.bytes, s.bytes),
-                   history=obs.zeek.history)
+    # Positional: this runs once per connection of a large capture (summary).
+    c_tw, s_tw = c.state == TIME_WAIT, s.state == TIME_WAIT
+    time_wait = ("both" if s_tw else "client") if c_tw else ("server" if s_tw else None)
+    zeek = obs.zeek
+    return Verdict(close, obs.first_closer, _sides(obs.rst_from), obs.simultaneous,
+                   time_wait, {"client": c.state, "server": s.state},
+                   zeek.conn_state(c.bytes, s.bytes), zeek.history)
 
 
 def _sides(sides: set[str]) -> str | None:
-    return "both" if len(sides) == 2 else next(iter(sides), None)
+    if not sides:
+        return None
+    return "both" if len(sides) == 2 else next(iter(sides))

@@ -25,6 +25,7 @@ INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 # responder's are shifted left by 16.
 _H_SYN, _H_FIN, _H_RST, _H_FIN_RST, _H_DATA, _H_ACK, _H_MULTI = 1, 2, 4, 8, 0x10, 0x20, 0x40
 
+_CONTROL = SYN | FIN | RST
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 
 
@@ -43,6 +44,11 @@ class ZeekTracker:
         self._counts = [0, 0, 0, 0]         # T orig, T resp, W orig, W resp
         self._thresholds = [1, 1, 1, 1]
 
+    def recorded(self, orig: bool, data: bool) -> bool:
+        """Whether the side's D (data) or A (plain ACK) letter is in the history: it is
+        written once."""
+        return bool(self._seen & (_H_DATA if data else _H_ACK) << (0 if orig else 16))
+
     def flipped(self) -> None:
         self.letters.append("^")
 
@@ -55,17 +61,48 @@ class ZeekTracker:
         """One segment. `rel_seq` is its sequence number relative to any fixed base of
         the sender's space; `delta_last` is its end (seq + SYN + payload + FIN, RST
         payload excluded) minus the highest end the sender had reached before it."""
+        # _history(), _once() and _repeat() inlined for the common cases: this runs for
+        # most segments of a short connection.
         i = 0 if orig else 1
-        self._history(i, flags, rel_seq, length)
+        control = flags & _CONTROL
+        if control:
+            if control & (control - 1):     # two or more of SYN, FIN, RST
+                self._history(i, flags, rel_seq, length)
+            else:
+                if control == SYN:
+                    bit, code, k, key = _H_SYN, ("H" if flags & ACK else "S"), 0, rel_seq
+                elif control == FIN:
+                    # A FIN's sequence key is where it sits: after the segment's payload.
+                    bit, code, k, key = _H_FIN, "F", 1, rel_seq + length
+                else:
+                    bit, code, k, key = _H_RST, "R", 2, rel_seq
+                mask = bit << (16 * i)
+                last = self._last
+                k += 3 * i
+                if not self._seen & mask:
+                    self._seen |= mask
+                    self.letters.append(code if orig else code.lower())
+                elif key != last[k]:
+                    self.letters.append(code if orig else code.lower())
+                last[k] = key
+        else:
+            mask = (_H_DATA if length else _H_ACK if flags & ACK else 0) << (16 * i)
+            if mask and not self._seen & mask:
+                self._seen |= mask
+                code = "D" if length else "A"
+                self.letters.append(code if orig else code.lower())
+        state = self.state
+        st = state[i]
         # update_window(): a zero window counts unless it rides on a RST, its sender
         # was reset, or its receiver has already sent a FIN (no window matters then).
-        if (window == 0 and not flags & RST and self.state[1 - i] != CLOSED
-                and self.state[i] != RESET):
+        if window == 0 and not flags & RST and state[1 - i] != CLOSED and st != RESET:
             self._scaled(2 + i, "W", i)
         # update_last_seq(): payload that does not reach past what was already sent.
-        if delta_last <= 0 and length > 0 and self.state[i] != RESET:
+        if delta_last <= 0 and length > 0 and st != RESET:
             self._scaled(i, "T", i)
-        self._transition(i, flags, length)
+        # Past INACTIVE, only a SYN, FIN or RST moves a state.
+        if st == INACTIVE or control:
+            self._transition(i, flags, length)
 
     def _add(self, i: int, code: str) -> None:
         self.letters.append(code if i == 0 else code.lower())

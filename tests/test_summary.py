@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 import socket
 import struct
@@ -251,3 +252,42 @@ def test_tables_and_json_from_the_command_line():
     result = CliRunner().invoke(cli, ["summary", "--json", path])
     lines = result.output.splitlines()
     assert len(lines) == 17 and all(json.loads(line)["command"] == "summary" for line in lines)
+
+
+# -- several processes ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", REAL)
+def test_parallel_jobs_give_the_same_summaries(name):
+    path = CAPTURES / name
+    one = [json_line(s) for s in Summariser(path, jobs=1)]
+    assert sorted(json_line(s) for s in Summariser(path, jobs=2)) == sorted(one)
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_parallel_jobs_on_a_synthetic_capture(tmp_path, jobs):
+    from tcptrace.bench.synth import generate
+
+    path = tmp_path / "synth.pcap"
+    generate(path, 3000, 7)
+    for linger in (60.0, 0.5):
+        one = Summariser(path, linger=linger, jobs=1)
+        lines = [json_line(s) for s in one]
+        many = Summariser(path, linger=linger, jobs=jobs)
+        got = [json_line(s) for s in many]
+        assert sorted(got) == sorted(lines)
+        assert (many.segments, many.connections) == (one.segments, one.connections)
+        # Deterministic, and the end of the file comes in order of first appearance.
+        assert got == [json_line(s) for s in Summariser(path, linger=linger, jobs=jobs)]
+        assert got[-100:] == lines[-100:] or linger == 0.5
+
+
+def test_parallel_stopping_early_reaps_the_worker(tmp_path):
+    from tcptrace.bench.synth import generate
+
+    path = tmp_path / "synth.pcap"
+    generate(path, 2000, 3)
+    run = iter(Summariser(path, jobs=2))
+    next(run)
+    run.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
