@@ -7,7 +7,7 @@ show every state; the note points at the ones that matter for the close).
 
 from __future__ import annotations
 
-from .model import ACK, FIN, RST, SYN, Connection, PacketView, flag_names
+from .model import ACK, FIN, RST, SYN, UNKNOWN, Connection, PacketView, flag_names
 from .observer import (ACK_OF_FIN, AFTER_CLOSE, CLOSE_WAIT, CLOSED, CLOSING, DELAYED_ACK,
                        DUP_ACK, FIN_WAIT_1, FIN_WAIT_2, KEEP_ALIVE, LAST_ACK, MID_CONNECTION,
                        OUT_OF_ORDER, OUT_OF_WINDOW, RETRANSMISSION, SIMULTANEOUS, SYN_RECEIVED,
@@ -86,7 +86,8 @@ def _changes(x: str, y: str, before: dict[str, str], after: dict[str, str]) -> s
     parts = []
     for side in (x, y):
         old, new = before[side], after[side]
-        if new == old or new not in _CLOSING_STATES:
+        # From "?" nothing is entered: a refused SYN's receiver is only filled in later.
+        if new == old or new not in _CLOSING_STATES or old == UNKNOWN:
             continue
         if new == TIME_WAIT:
             new = ("TIME-WAIT for 60 s, via FIN-WAIT-2 for µs on Linux" if old == FIN_WAIT_1

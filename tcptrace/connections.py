@@ -64,10 +64,9 @@ class _Track:
         return self.rst or len(self.fin_from) == 2
 
     def is_new_attempt(self, seg: Segment) -> bool:
-        """A SYN (no ACK) after this connection ended, with a fresh initial sequence
-        number: the 4-tuple is being reused for a new connection."""
-        return (seg.flags & (SYN | ACK) == SYN and self.finished()
-                and (self.syn is None or seg.seq != self.syn.seq))
+        return seg.flags & (SYN | ACK) == SYN and reuses_tuple(
+            self.finished(), (seg.src, seg.sport) in self.fin_from, seg.seq,
+            None if self.syn is None else self.syn.seq)
 
     def accepts_other_vlan(self, seg: Segment) -> bool:
         """Whether `seg`, seen on another VLAN stack, is this connection's reverse
@@ -96,6 +95,14 @@ class _Track:
         conn.client_ip, conn.client_port = client
         conn.server_ip, conn.server_port = server
         return conn
+
+
+def reuses_tuple(finished: bool, sender_sent_fin: bool, seq: int, syn_seq: int | None) -> bool:
+    """Whether a SYN (no ACK) starts a new connection on a known 4-tuple: the old one
+    ended (both FINs, or an RST), or the SYN's sender had already sent its FIN (a
+    socket that closed cannot open again), and the initial sequence number is fresh
+    (Linux retransmits a SYN with the same one). Shared by replay and summary."""
+    return (finished or sender_sent_fin) and (syn_seq is None or seq != syn_seq)
 
 
 def _guess_server(a: Endpoint, b: Endpoint) -> tuple[Endpoint, str]:

@@ -345,7 +345,7 @@ class ConnectionObserver:
             if syn:
                 self._send_syn(s, r, flags, t)
             if fin:
-                tags |= self._send_fin(s, r, end - 1, ack, t)
+                tags |= self._send_fin(s, r, end - 1, ack, t, closes=not syn)
                 s.state = _ON_FIN_SENT.get(s.state, s.state)
             if ack > r.una:
                 acked = ack - r.una
@@ -404,7 +404,8 @@ class ConnectionObserver:
         c, srv = self.client, self.server
         self.scaled = True
         if c.wscale is not None and srv.wscale is not None:
-            c.shift, srv.shift = c.wscale, srv.wscale
+            # RFC 7323 2.3: a shift count above 14 is used as 14 (Linux clamps too).
+            c.shift, srv.shift = min(c.wscale, 14), min(srv.wscale, 14)
 
     def _pin_syn_receiver(self, state: str) -> None:
         """The SYN's receiver has answered: fill in the rows since the SYN."""
@@ -425,12 +426,14 @@ class ConnectionObserver:
             if r.state == CLOSED:
                 r.state = UNKNOWN   # listening or not: its answer will tell
 
-    def _send_fin(self, s: Endpoint, r: Endpoint, fin_seq: int, ack: int, t: float) -> int:
-        """The wire facts of a FIN; the caller moves the sender's state."""
+    def _send_fin(self, s: Endpoint, r: Endpoint, fin_seq: int, ack: int, t: float,
+                  closes: bool = True) -> int:
+        """The wire facts of a FIN; the caller moves the sender's state. A FIN riding on
+        a SYN (`closes` False) closes nothing that was open: no first closer."""
         if s.fin >= 0:
             return 0                # the same FIN again: already counted
         s.fin = fin_seq
-        if self.first_closer is None:
+        if self.first_closer is None and closes:
             self.first_closer, self.first_close_t = s.name, t
         if r.fin >= 0 and ack <= r.fin:
             # Sent after the peer's FIN, yet without acknowledging it: both FINs were
@@ -491,8 +494,6 @@ class ConnectionObserver:
     def _reset(self, s: Endpoint, r: Endpoint, rel: int, ack: int, flags: int,
                t: float) -> int:
         self.rst_from.add(s.name)
-        if self.first_closer is None:
-            self.first_closer, self.first_close_t = s.name, t
         if s.state in _LIVE or s.state == SYN_SENT:   # an attempt aborted counts too
             self.rst_ended = True
         if s.state == UNKNOWN:      # answering a SYN with RST: nothing listens
@@ -503,7 +504,9 @@ class ConnectionObserver:
         if r.state == CLOSED:
             return 0                # answers a segment sent to a socket already gone
         if not self._rst_acceptable(s, r, rel, ack, flags):
-            return OUT_OF_WINDOW
+            return OUT_OF_WINDOW    # the receiver's kernel ignores it: it closes nothing
+        if self.first_closer is None:
+            self.first_closer, self.first_close_t = s.name, t
         if r.state == SYN_SENT:
             self.refused = True
         elif r.state in _LIVE:

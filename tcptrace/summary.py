@@ -50,7 +50,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
-from .connections import _guess_server
+from .connections import _guess_server, reuses_tuple
 from .decode import ETH_IP4_TCP, ETHERNET, decode_segment, syn_options
 from .errors import TcptraceError
 from .model import ACK, FIN, RST, SYN, Connection, Segment, Verdict, format_endpoint
@@ -347,8 +347,9 @@ class Summariser:
         RST: (its connection and direction, a connection this one retired or None)."""
         done = None
         if entry is not None and flags & (SYN | ACK) == SYN:
-            tr = entry[0]
-            if tr.finished() and seq != tr.syn_seq:     # port reuse
+            tr, from_a = entry
+            if reuses_tuple(tr.finished(), bool(tr.ends & (1 if from_a else 2)), seq,
+                            tr.syn_seq):
                 done, entry = self._retire(tr), None
         if entry is None:
             entry = self._join(key) or self._open(key, t, flags, record)

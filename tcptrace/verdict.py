@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from .model import Connection, PacketView, Verdict
+from .model import Connection, Verdict
 from .observer import TIME_WAIT, ConnectionObserver, observe
 
 
-def classify(conn: Connection,
-             observed: ConnectionObserver | list[PacketView] | None = None) -> Verdict:
-    """`observed` may be an observer that has been fed the whole connection; anything
-    else (the rows from annotate(), or None) means: run a fresh observer here, which is
-    cheap and keeps the verdict independent of how the rows were phrased."""
-    obs = observed if isinstance(observed, ConnectionObserver) else observe(conn)
+def classify(conn: Connection, observed: ConnectionObserver | None = None) -> Verdict:
+    """`observed`: an observer already fed the whole connection; without one, a fresh
+    observer runs here (cheap), so the verdict never depends on how rows were phrased."""
+    obs = observed if observed is not None else observe(conn)
     c, s = obs.client, obs.server
     fins = (c.fin >= 0) + (s.fin >= 0)
     if obs.rst_ended:

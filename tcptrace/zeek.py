@@ -8,9 +8,10 @@ SYN), ESTABLISHED, CLOSED (it sent a FIN) and RESET (it sent a RST); `conn_state
 function of the two. Zeek's originator is our client.
 
 Left out: the letters c (bad checksum), g (content gap) and x (analysis limits), which
-need data this model does not carry. `^` is written when the observer says the first
-segment came from the server without a SYN: Zeek flips such a connection when the
-sender's port is in its likely_server_ports table, and our roles put the server there.
+need data this model does not carry. `^` is written when the first segment came from
+our server without a SYN. That approximates Zeek, which flips a connection only when
+the sender's port is in its likely_server_ports table; our guessed server is the side
+with the lower port, so the two can disagree on unusual ports.
 """
 
 from __future__ import annotations
@@ -61,13 +62,13 @@ class ZeekTracker:
         """One segment. `rel_seq` is its sequence number relative to any fixed base of
         the sender's space; `delta_last` is its end (seq + SYN + payload + FIN, RST
         payload excluded) minus the highest end the sender had reached before it."""
-        # _history(), _once() and _repeat() inlined for the common cases: this runs for
-        # most segments of a short connection.
+        # Zeek's CheckHistory inlined for the single-flag and plain cases: this runs for
+        # every segment. f h r s repeat whenever the sequence key differs from the last.
         i = 0 if orig else 1
         control = flags & _CONTROL
         if control:
             if control & (control - 1):     # two or more of SYN, FIN, RST
-                self._history(i, flags, rel_seq, length)
+                self._multi_flag(i, flags)
             else:
                 if control == SYN:
                     bit, code, k, key = _H_SYN, ("H" if flags & ACK else "S"), 0, rel_seq
@@ -116,13 +117,6 @@ class ZeekTracker:
         self._add(i, code)
         return False
 
-    def _repeat(self, i: int, bit: int, code: str, slot: int, key: int) -> None:
-        """f h r s: again whenever the sequence key differs from the last one's."""
-        k = 3 * i + slot
-        if self._once(i, bit, code) and key != self._last[k]:
-            self._add(i, code)
-        self._last[k] = key
-
     def _scaled(self, k: int, code: str, i: int) -> None:
         """t and w are logarithmic: the 1st, 10th, 100th ... occurrence adds a letter."""
         self._counts[k] += 1
@@ -130,25 +124,12 @@ class ZeekTracker:
             self._add(i, code)
             self._thresholds[k] *= 10
 
-    def _history(self, i: int, flags: int, rel_seq: int, length: int) -> None:
-        syn, fin, rst = flags & SYN, flags & FIN, flags & RST
-        bits = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
-        if bits > 1:
-            if fin and rst:
-                self._once(i, _H_FIN_RST, "I")
-            else:
-                self._once(i, _H_MULTI, "Q")
-        elif syn:
-            self._repeat(i, _H_SYN, "H" if flags & ACK else "S", 0, rel_seq)
-        elif fin:
-            # A FIN's sequence key is where it sits: after the segment's payload.
-            self._repeat(i, _H_FIN, "F", 1, rel_seq + length)
-        elif rst:
-            self._repeat(i, _H_RST, "R", 2, rel_seq)
-        elif length:
-            self._once(i, _H_DATA, "D")
-        elif flags & ACK:
-            self._once(i, _H_ACK, "A")
+    def _multi_flag(self, i: int, flags: int) -> None:
+        """Two or more of SYN, FIN and RST on one segment: I for FIN+RST, else Q."""
+        if flags & FIN and flags & RST:
+            self._once(i, _H_FIN_RST, "I")
+        else:
+            self._once(i, _H_MULTI, "Q")
 
     def _set(self, i: int, new: int) -> None:
         if new != self.state[i]:

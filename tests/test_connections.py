@@ -113,8 +113,10 @@ def test_syn_on_an_open_connection_does_not_split_it():
     assert len(group_connections(segs)) == 1
 
 
-def test_syn_after_only_one_fin_does_not_split():
-    segs = handshake_and_close()[:4] + [seg(C, S, SYN, 9999)]
+def test_syn_from_the_side_that_did_not_close_does_not_split():
+    # Only the server has sent its FIN: the client's socket is still open (CLOSE-WAIT),
+    # so its SYN is a stray on the old connection, not a new one.
+    segs = handshake_and_close()[:3] + [seg(S, C, FIN | ACK, 901, 101), seg(C, S, SYN, 9999)]
     assert len(group_connections(segs)) == 1
 
 
@@ -200,3 +202,23 @@ def test_bsd_loopback_redis_connections():
     assert len(refused) == 2 and all(c.server == "[::1]:6379" for c in refused)
     assert all([s.flags for s in c.segments] == [SYN, RST | ACK] for c in refused)
     assert all(first_closer(c) == "server" for c in conns if c.server_ip == "127.0.0.1")
+
+
+def test_a_new_syn_from_a_side_that_already_sent_its_fin_is_a_new_connection():
+    # Handshake, the client's FIN and its ACK, then the client's SYN with a fresh ISN:
+    # a socket that closed cannot open again, so this is a new connection on the tuple.
+    from tcptrace.connections import group_connections
+    from tcptrace.model import Segment, ACK, FIN, SYN
+
+    def seg(t, c2s, flags, seq, ack=0):
+        src, dst = (("10.0.0.1", 40000), ("10.0.0.2", 80)) if c2s else (("10.0.0.2", 80), ("10.0.0.1", 40000))
+        return Segment(t, src[0], src[1], dst[0], dst[1], flags, seq, ack, 0, 1000)
+
+    segs = [seg(0, True, SYN, 100), seg(1, False, SYN | ACK, 500, 101), seg(2, True, ACK, 101, 501),
+            seg(3, True, FIN | ACK, 101, 501), seg(4, False, ACK, 501, 102),
+            seg(5, True, SYN, 9000), seg(6, False, SYN | ACK, 7000, 9001), seg(7, True, ACK, 9001, 7001)]
+    conns = group_connections(segs)
+    assert [len(c.segments) for c in conns] == [5, 3]
+    # The same SYN retransmitted (same ISN) is not a new connection.
+    again = group_connections(segs[:5] + [seg(5, True, SYN, 100)])
+    assert len(again) == 1

@@ -207,5 +207,6 @@ def test_every_key_of_one_read_counts_and_arrows_are_single_keys():
     from tcptrace.render.stepper import split_keys
 
     assert split_keys("\r\r\r") == ["\r", "\r", "\r"]
-    assert split_keys("\x1b[C\x1b[Db") == [" ", "b", "b"]
+    assert split_keys("\x1b[C\x1b[Db") == ["\x1b[C", "\x1b[D", "b"]
+    assert [step_key(3, k, 9) for k in split_keys("\x1b[A\x1b[B\x1bOA")] == [2, 4, 2]
     assert split_keys("q") == ["q"]

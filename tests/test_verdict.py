@@ -84,7 +84,7 @@ def test_half_open_and_open():
 
 def test_classify_takes_rows_an_observer_or_nothing():
     conn = connection(*FOUR_WAY)
-    assert classify(conn, annotate(conn)) == classify(conn, observe(conn)) == classify(conn)
+    assert classify(conn, observe(conn)) == classify(conn)
 
 
 # -- real captures ------------------------------------------------------------------------

@@ -47,14 +47,11 @@ def step_key(pos: int, key: str, last: int) -> int | None:
 
 def split_keys(chunk: str) -> list[str]:
     """One read may carry several key presses (typing ahead, a held key): each counts.
-    The arrow keys' escape sequences are single keys: right is next, left is back."""
+    An arrow key's escape sequence is one key (right/down: next, left/up: back)."""
     keys, i = [], 0
     while i < len(chunk):
-        if chunk.startswith(("\x1b[C", "\x1bOC"), i):
-            keys.append(" ")
-            i += 3
-        elif chunk.startswith(("\x1b[D", "\x1bOD"), i):
-            keys.append("b")
+        if chunk.startswith(("\x1b[", "\x1bO"), i) and i + 2 < len(chunk):
+            keys.append(chunk[i:i + 3])     # an arrow key: NEXT_KEYS/BACK_KEYS know them
             i += 3
         else:
             keys.append(chunk[i])

@@ -94,7 +94,8 @@ class Totals:
         self.first = s.first if self.first is None else min(self.first, s.first)
         self.last = s.last if self.last is None else max(self.last, s.last)
         self.kinds[v.close, v.first_closer or ""] += 1
-        self.simultaneous += v.simultaneous
+        # Shown on the fin row: FINs can also cross in a close an RST ends.
+        self.simultaneous += v.simultaneous and v.close == "fin"
         if v.close == "rst":
             self.reset_count += 1
             if len(self.resets) < self.top:
@@ -105,11 +106,13 @@ class Totals:
             self.time_wait[conn.server, "server"] += 1
         if v.time_wait in ("client", "both"):
             self.time_wait[format_endpoint(conn.client_ip, "*"), "client"] += 1
+        same_host = conn.client_ip == conn.server_ip    # 127.0.0.1 to 127.0.0.1
         for ip, sent in ((conn.client_ip, s.client), (conn.server_ip, s.server)):
             host = self.hosts.get(ip)
             if host is None:
                 host = self.hosts[ip] = [0, 0, 0]
-            host[0] += 1
+            if not (same_host and sent is s.server):    # one connection counts once
+                host[0] += 1
             host[1] += sent.packets
             host[2] += sent.bytes
 
