@@ -184,7 +184,9 @@ def _destroy_sends_rst(plain, unread, reset) -> Claim:
         evidence.append(f"{_label(run)}: {why}: " + (
             f"RST from the {side} at {_at(run, seg.t)}{_reason(run, side)}" if seg
             else f"no RST from the {side}"))
-    verdict = TRUE if rst else FALSE
+    # An RST from destroy() only when data sat unread in the kernel: partly.
+    unread_rst = _first(unread, unread.closer, "RST") is not None
+    verdict = TRUE if rst else PARTLY if unread_rst else FALSE
     return Claim(DESTROY_SENDS_RST, verdict, evidence)
 
 
@@ -208,7 +210,9 @@ def _end_waits_for_ack(run) -> Claim:
         evidence.append(f"'finish' fired at {_at(run, finish.t)}, "
                         f"{'before' if before else 'after'} the {peer}'s ACK of the FIN at "
                         f"{_at(run, ack.t)}" + ("" if before else " (a race on loopback)"))
-        waited = waited and not before
+        # 'finish' means Node's shutdown() is done, never that the FIN was ACKed: even
+        # when the ACK wins the race, nothing waited for it.
+        waited = False
     states = [o for o in run.observations if o.t >= fin.t
               and getattr(o, closer) in ("FIN-WAIT-1", "FIN-WAIT-2")]
     for obs in states[:1]:
@@ -295,13 +299,18 @@ def _first_closer_time_wait(*runs) -> Claim:
     return Claim(FIRST_CLOSER_TIME_WAIT, verdict, evidence)
 
 
+# The calls that close a socket; only one of these explains an RST its sender made.
+_CLOSING_CALL = re.compile(r"close\(|shutdown\(|destroy\(|resetAndDestroy|SO_LINGER")
+
+
 def _rst_means_crash(*runs) -> Claim:
     evidence, explained, unexplained = [], 0, 0
     for run in runs:
         for side, kind, seg in _closes(run):
             if kind != "RST":
                 continue
-            calls = [e for e in run.events if e.side == side and e.t <= seg.t]
+            calls = [e for e in run.events if e.side == side and e.t <= seg.t
+                     and _CLOSING_CALL.search(e.what)]
             later = [e for e in run.events if e.t > seg.t]
             if calls:
                 explained += 1

@@ -315,7 +315,8 @@ def buffers(as_json: bool) -> None:
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:      # click's word for Ctrl-C
+        click.echo("tcptrace: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -323,13 +324,9 @@ def main() -> None:
     except TcptraceError as exc:
         click.echo(f"tcptrace: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:           # raised outside click's own handling
         click.echo("tcptrace: interrupted", err=True)
         sys.exit(130)
-    except BrokenPipeError:
-        # `tcptrace ... | head`: the reader left; not an error worth a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the promise is: no traceback for the user
         if os.environ.get("TCPTRACE_DEBUG"):
             raise

@@ -33,7 +33,7 @@ _KERNEL_STATE = {
 RST_REASONS = {
     "TCP_ABORT_ON_CLOSE": "close() with unread data in the receive queue",
     "TCP_STATE": "abort: SO_LINGER {on, 0} close, or a socket torn down",
-    "TCP_ABORT_ON_LINGER": "linger timeout expired",
+    "TCP_ABORT_ON_LINGER": "an orphaned FIN-WAIT-2 socket timed out (TCP_LINGER2)",
     "NO_SOCKET": "no socket for this segment",
 }
 
@@ -94,8 +94,11 @@ def tracefs_root() -> Path | None:
         if (root / "instances").is_dir():
             return root
     if os.geteuid() == 0:
-        subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS_CANDIDATES[0])],
-                       capture_output=True)
+        try:
+            subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS_CANDIDATES[0])],
+                           capture_output=True)
+        except OSError:             # no mount(8): go on without tracepoints
+            return None
         if (TRACEFS_CANDIDATES[0] / "instances").is_dir():
             return TRACEFS_CANDIDATES[0]
     return None
@@ -114,10 +117,18 @@ def _clock_offset() -> float:
 
 
 def remove_stale_instances(root: Path) -> None:
-    """Remove instances left by tcptrace processes that died without cleaning up."""
+    """Remove instances left by tcptrace processes that died without cleaning up.
+
+    tracefs is shared by every PID namespace, so a pid missing from our /proc may be a
+    live tcptrace in a container: only instances older than an hour are removed."""
+    now = time.time()
     for inst in (root / "instances").glob(INSTANCE_PREFIX + "*"):
         pid = inst.name[len(INSTANCE_PREFIX):].split("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+        try:
+            old = now - inst.stat().st_mtime > 3600
+        except OSError:
+            continue
+        if pid.isdigit() and old and not Path(f"/proc/{pid}").exists():
             try:
                 inst.rmdir()
             except OSError:

@@ -38,6 +38,7 @@ class CloseRun:
     kernel_events: list[KernelEvent] = field(default_factory=list)
     kernel_note: str = ""       # why kernel tracepoints were not used, if they were not
     tries: int = 1
+    drops: int = 0              # frames the kernel dropped from the capture
     frames: list[tuple[float, bytes]] = field(repr=False, default_factory=list)
 
 
@@ -74,7 +75,7 @@ def _run_once(scenario: Mode, port: int, pending: int, closer: str, runtime: str
                                                (SERVER_IP, stage.server_port))
     views = annotate(conn)
     _explain_resets(views, kernel_events)
-    verdict = classify(conn, views)
+    verdict = classify(conn)
     # The kernel, not the packets, has the last word on where each socket ended up.
     if rec.observations:
         last = rec.observations[-1]
@@ -82,7 +83,7 @@ def _run_once(scenario: Mode, port: int, pending: int, closer: str, runtime: str
         verdict.time_wait = _time_wait_side(verdict.final)
     return CloseRun(scenario, runtime, closer, pending, conn, views, verdict,
                     rec.observations, rec.events, counts, transitions, kernel_events,
-                    trace.why, frames=cap.frames)
+                    trace.why, drops=cap.drops, frames=cap.frames)
 
 
 def _drive(stage: Stage, scenario: Mode, pending: int, closer: str, runtime: str) -> dict:

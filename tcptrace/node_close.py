@@ -19,10 +19,8 @@ import queue
 import shutil
 import subprocess
 import threading
-import time
 from importlib import resources
 
-from tcptrace import ss
 from tcptrace.errors import TcptraceError
 from tcptrace.stage import Stage
 
@@ -111,8 +109,13 @@ def _converse(stage: Stage, proc: subprocess.Popen, mode: str) -> dict:
             stage.rec.event(msg["side"], msg["what"], t=msg["t"])
         elif msg["type"] == "step":
             _await_step(stage, msg)
-            proc.stdin.write("ok\n")
-            proc.stdin.flush()
+            try:
+                proc.stdin.write("ok\n")
+                proc.stdin.flush()
+            except BrokenPipeError:
+                proc.wait()
+                raise TcptraceError(f"node exited in the middle of --mode {mode}: "
+                                    f"{_last_line(proc)}") from None
         elif msg["type"] == "done":
             return msg["bytes"]
 
@@ -129,25 +132,8 @@ def _last_line(proc: subprocess.Popen) -> str:
 
 
 def _await_step(stage: Stage, step: dict) -> None:
-    """Snapshot once `ss` shows what the step expects (states, or unread bytes queued).
-
-    A state may be one name or a list of acceptable names (a simultaneous close may end
-    either way); `recv_q` names a side whose receive queue must hold data.
-    """
-    expect = step.get("expect", {})
-    if "recv_q" not in step and all(isinstance(v, str) for v in expect.values()):
-        stage.rec.wait_for(step["after"], timeout=STEP_TIMEOUT, **expect)
-        return
-    rec = stage.rec
-    ends = {"client": (rec.client, rec.server), "server": (rec.server, rec.client)}
-    deadline = time.monotonic() + STEP_TIMEOUT
-    while time.monotonic() < deadline:
-        lines = ss.run_ss(rec.ports)
-        states_ok = all(ss.state_of(lines, *ends[side]) in ([want] if isinstance(want, str)
-                                                               else want)
-                        for side, want in expect.items())
-        queued = ss.find_socket(lines, *ends[step["recv_q"]]) if "recv_q" in step else None
-        if states_ok and ("recv_q" not in step or (queued and queued.recv_q > 0)):
-            break
-        time.sleep(0.002)
-    rec.snapshot(step["after"])
+    """Snapshot once `ss` shows what the step expects: states (a name or a list of
+    acceptable names: a simultaneous close may end either way) and, with `recv_q`, data
+    queued in that side's receive queue."""
+    stage.rec.wait_for(step["after"], timeout=STEP_TIMEOUT, recv_q=step.get("recv_q"),
+                       **step.get("expect", {}))

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from tcptrace.errors import TcptraceError
 from tcptrace.stage import Stage
 
 GREETING = b"hello\n"
@@ -128,7 +129,9 @@ def run_end(r: Roles, pending: int) -> dict:
         # Like Node's end(): the FIN may only leave once the queue has drained, which
         # needs the reader; so the rest is written (then the FIN sent) from a thread.
         def finish() -> None:
-            closer.sendall(b"x" * rest)
+            block, left = b"x" * CHUNK, rest    # never the whole rest in memory at once
+            while left:
+                left -= closer.send(block[:min(CHUNK, left)])
             closer.shutdown(socket.SHUT_WR)
         writer = threading.Thread(target=finish, daemon=True)
         r.rec.event(r.closer, f"shutdown(SHUT_WR) once the last {rest} bytes are written")
@@ -137,7 +140,12 @@ def run_end(r: Roles, pending: int) -> dict:
     else:
         writer = None
         r.call(r.closer, "shutdown(SHUT_WR)", closer.shutdown, socket.SHUT_WR)
-        r.rec.wait_for(f"{r.closer} shutdown(SHUT_WR)", **r.expect("FIN-WAIT-2", "CLOSE-WAIT"))
+        if accepted:
+            # The FIN waits behind the queued data, which waits for the reader.
+            r.rec.snapshot(f"{r.closer} shutdown(SHUT_WR); data still queued")
+        else:
+            r.rec.wait_for(f"{r.closer} shutdown(SHUT_WR)",
+                           **r.expect("FIN-WAIT-2", "CLOSE-WAIT"))
     delivered = _read_to_end(r, r.peer)
     if writer:
         writer.join()
@@ -176,8 +184,7 @@ def run_unread(r: Roles, pending: int) -> dict:
     written = _queue_pending(r, pending)
     r.call(r.peer, f"write({len(UNREAD)} bytes) that the {r.closer} will never read",
            r.sock(r.peer).sendall, UNREAD)
-    r.rec.wait_for(f"{r.peer} wrote data the {r.closer} does not read",
-                   **r.expect("ESTABLISHED", "ESTABLISHED"))
+    r.rec.wait_for(f"{r.peer} wrote data the {r.closer} does not read", recv_q=r.closer)
     r.call(r.closer, f"close() with {len(UNREAD)} bytes unread", r.sock(r.closer).close)
     r.rec.wait_for(f"{r.closer} close() with unread data", **r.expect("CLOSED", "CLOSED"))
     delivered = _read_to_end(r, r.peer)
@@ -215,25 +222,30 @@ def run_simultaneous(r: Roles, pending: int) -> dict:
     or so (threads, serialised by the GIL, cross half as often).
     """
     flags = mmap.mmap(-1, 64)       # [0] go, [1..2] ready, then two start times
+    cpus = sorted(os.sched_getaffinity(0))
     children = []
-    for i, side in enumerate(("client", "server")):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            try:
-                os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[i % os.cpu_count()]})
-                flags[1 + i] = 1
-                while flags[0] == 0:
-                    pass
-                struct.pack_into("d", flags, 8 + 8 * i, time.time())
-                r.sock(side).shutdown(socket.SHUT_WR)
-            finally:
-                os._exit(0)
-        children.append(pid)
-    while not (flags[1] and flags[2]):
-        pass
-    flags[0] = 1
-    for pid in children:
-        os.waitpid(pid, 0)
+    try:
+        for i, side in enumerate(("client", "server")):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                try:
+                    os.sched_setaffinity(0, {cpus[i % len(cpus)]})
+                    flags[1 + i] = 1
+                    while flags[0] == 0:
+                        pass
+                    struct.pack_into("d", flags, 8 + 8 * i, time.time())
+                    r.sock(side).shutdown(socket.SHUT_WR)
+                finally:
+                    os._exit(0)
+            children.append(pid)
+        deadline = time.monotonic() + 5
+        while not (flags[1] and flags[2]):
+            if time.monotonic() > deadline:
+                raise TcptraceError("the two shutdown() processes never got ready")
+    finally:
+        flags[0] = 1                # release (or unblock) the children, then reap them
+        for pid in children:
+            os.waitpid(pid, 0)
     for i, side in enumerate(("client", "server")):
         started = struct.unpack_from("d", flags, 8 + 8 * i)[0]
         r.rec.event(side, "shutdown(SHUT_WR), at the same moment as the other side", t=started)

@@ -104,11 +104,16 @@ def require_ss() -> None:
 
 
 def run_ss(ports: list[int], memory: bool = False) -> list[SocketLine]:
-    """Snapshot of every TCP socket using one of `ports` (LISTEN and TIME-WAIT included)."""
-    require_ss()
-    proc = subprocess.run(ss_command(ports, memory), capture_output=True, text=True)
+    """Snapshot of every TCP socket using one of `ports` (LISTEN and TIME-WAIT included).
+    Callers check `require_ss()` once, up front: this runs every few milliseconds."""
+    try:
+        proc = subprocess.run(ss_command(ports, memory), capture_output=True, text=True)
+    except FileNotFoundError:
+        require_ss()
+        raise
     if proc.returncode != 0:
-        raise TcptraceError(f"ss failed: {proc.stderr.strip().splitlines()[0] if proc.stderr else proc.returncode}")
+        first = proc.stderr.strip().splitlines()[:1]
+        raise TcptraceError(f"ss failed: {first[0] if first else f'exit status {proc.returncode}'}")
     return parse_output(proc.stdout)
 
 

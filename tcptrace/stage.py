@@ -35,35 +35,42 @@ class Recorder:
         self.events.append(AppEvent(time.time() if t is None else t, side, what))
 
     def snapshot(self, after: str) -> StateObservation:
-        lines = ss.run_ss(self.ports)
-        t = time.time()
-        client = ss.find_socket(lines, self.client, self.server)
-        server = ss.find_socket(lines, self.server, self.client)
-        obs = StateObservation(
-            t=t, after=after,
-            client=client.state if client else "CLOSED",
-            server=server.state if server else "CLOSED",
-            details={side: sock.to_json() for side, sock in
-                     (("client", client), ("server", server)) if sock})
-        self.observations.append(obs)
-        return obs
+        return self.wait_for(after, timeout=0)
 
-    def wait_for(self, after: str, *, client: str | None = None, server: str | None = None,
+    def wait_for(self, after: str, *, client: str | list[str] | None = None,
+                 server: str | list[str] | None = None, recv_q: str | None = None,
                  timeout: float = 1.0) -> StateObservation:
-        """Snapshot once the kernel has reached the expected states, or after `timeout`.
+        """Record what `ss` shows once the kernel has reached the expected states (a
+        name or a list of acceptable names per side) and, with `recv_q`, once that
+        side's receive queue holds data; or whatever it shows after `timeout`.
 
-        Kernel work after a syscall (a delayed ACK is ~40 ms on loopback) is not done when
-        the call returns, so we poll `ss` rather than sleep a guessed amount.
+        Kernel work after a syscall (a delayed ACK is ~40 ms on loopback) is not done
+        when the call returns, so we poll `ss` rather than sleep a guessed amount. The
+        observation is the very `ss` output that satisfied the wait, timed at the
+        middle of the `ss` run.
         """
+        want = {"client": client, "server": server}
         deadline = time.monotonic() + timeout
         while True:
+            before = time.time()
             lines = ss.run_ss(self.ports)
-            got_client = ss.state_of(lines, self.client, self.server)
-            got_server = ss.state_of(lines, self.server, self.client)
-            if ((client is None or got_client == client) and
-                    (server is None or got_server == server)) or time.monotonic() > deadline:
-                return self.snapshot(after)
+            t = (before + time.time()) / 2
+            socks = {"client": ss.find_socket(lines, self.client, self.server),
+                     "server": ss.find_socket(lines, self.server, self.client)}
+            states = {side: sock.state if sock else "CLOSED" for side, sock in socks.items()}
+            ok = all(w is None or states[side] in ([w] if isinstance(w, str) else w)
+                     for side, w in want.items())
+            if recv_q is not None:
+                ok = ok and socks[recv_q] is not None and socks[recv_q].recv_q > 0
+            if ok or time.monotonic() >= deadline:
+                break
             time.sleep(0.002)
+        obs = StateObservation(t=t, after=after, client=states["client"],
+                               server=states["server"],
+                               details={side: sock.to_json() for side, sock in socks.items()
+                                        if sock})
+        self.observations.append(obs)
+        return obs
 
 
 class Stage:

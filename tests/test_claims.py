@@ -129,7 +129,7 @@ def test_every_required_run_is_listed_once():
 
 def test_the_measured_runs():
     assert verdicts(measured()) == {
-        DESTROY_SENDS_RST: "false",
+        DESTROY_SENDS_RST: "partly",        # a FIN, but an RST when data sat unread
         END_WAITS_FOR_ACK: "partly",
         DESTROY_DISCARDS: "partly",
         DESTROY_FREES: "false",
@@ -162,9 +162,11 @@ def test_end_that_waited_for_the_ack_would_be_true():
     runs = measured()
     runs[NODE_END] = fake(NODE_END, fin_close(ack_delay=0.0001),
                           [(0.06, "client socket.end()", "FIN-WAIT-2", "CLOSE-WAIT")],
-                          [(0.005, "client", "socket.end()"),      # no duration known
-                           (0.0105, "client", "'finish': Node's shutdown() is done")])
+                          [(0.005, "client", "socket.end()")])     # no duration known
     assert verdicts(runs)[END_WAITS_FOR_ACK] == "true"
+    # 'finish' only says Node's shutdown() is done: even after the ACK it proves no wait.
+    runs[NODE_END].events.append(AppEvent(0.0105, "client", "'finish': Node's shutdown() is done"))
+    assert verdicts(runs)[END_WAITS_FOR_ACK] == "partly"
 
 
 def test_end_without_a_fin_is_false():
@@ -229,11 +231,19 @@ def test_json_and_text():
     found = judge(measured())
     doc = claims_json(found)
     assert doc["schema"] == "tcptrace/1" and doc["command"] == "claims"
-    assert doc["claims"][0] == {"claim": DESTROY_SENDS_RST, "verdict": "false",
+    assert doc["claims"][0] == {"claim": DESTROY_SENDS_RST, "verdict": "partly",
                                 "evidence": found[0].evidence}
     console = Console(record=True, width=300, no_color=True)
     render_claims(found, console)
     text = console.export_text()
-    assert " FALSE  socket.destroy() sends RST (abrupt close)." in text
+    assert "PARTLY  socket.destroy() sends RST (abrupt close)." in text
     assert "PARTLY  destroy() discards pending data." in text
     assert "SO_LINGER {on, 0}" in text       # markup-like text is printed, not parsed
+
+
+def test_an_rst_after_no_closing_call_is_not_explained():
+    runs = measured()
+    for key in (claims.PY_UNREAD, claims.PY_RESET):
+        runs[key].events[:] = [e for e in runs[key].events
+                               if not claims._CLOSING_CALL.search(e.what)]
+    assert verdicts(runs)[claims.RST_MEANS_CRASH] == "partly"

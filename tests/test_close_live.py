@@ -6,6 +6,7 @@ kernel; the runs are repeated so a flaky capture or a race in the choreography s
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require
 from tcptrace.live import run_close
 from tcptrace.pcapfile import CaptureReader
 from tcptrace.decode import decode_segment
@@ -139,11 +141,10 @@ def _free_port():
 
 @pytest.mark.parametrize("mode", ["end", "destroy"])
 def test_segments_match_an_independent_tcpdump_capture(live, tmp_path, mode):
-    if subprocess.run(["which", "tcpdump"], capture_output=True).returncode:
-        pytest.skip("tcpdump missing") if not os.environ.get("CI") else pytest.fail("tcpdump missing")
-    for attempt in range(3):
+    require(None if shutil.which("tcpdump") else "tcpdump is not installed")
+    for repeat in range(3):          # three runs, every one must match
         port = _free_port()
-        pcap = tmp_path / f"{mode}-{attempt}.pcap"
+        pcap = tmp_path / f"{mode}-{repeat}.pcap"
         dump = subprocess.Popen(["tcpdump", "-i", "lo", "-Z", "root", "--immediate-mode", "-U",
                                  "-w", str(pcap), f"tcp port {port}"],
                                 stderr=subprocess.PIPE, text=True)
@@ -196,6 +197,7 @@ def test_port_in_use_is_one_line(live):
 
 
 def test_without_capture_privilege_one_line_says_how(live):
+    require(None if shutil.which("capsh") else "capsh (libcap2-bin) is not installed")
     proc = subprocess.run(["capsh", "--drop=cap_net_raw", "--", "-c",
                            " ".join([*TCPTRACE, "close"])],
                           capture_output=True, text=True, timeout=60)

@@ -9,7 +9,6 @@ import pytest
 from conftest import require
 
 from tcptrace import node_close
-from tcptrace.annotate import annotate
 from tcptrace.decode import decode_segment
 from tcptrace.errors import TcptraceError
 from tcptrace.model import FIN, RST, AppEvent, Connection, StateObservation, Verdict
@@ -49,7 +48,7 @@ def node_run(mode: str, closer: str = "client", pending: int = 0) -> Run:
         seg = decode_segment(1, data, len(data), ts, index=index)
         if seg is not None:
             conn.segments.append(seg)
-    return Run(conn, classify(conn, annotate(conn)), stage.rec.observations,
+    return Run(conn, classify(conn), stage.rec.observations,
                stage.rec.events, counts)
 
 

@@ -69,6 +69,8 @@ def close_json(run) -> dict:
         scenario["tries"] = run.tries
     if run.kernel_note:
         scenario["kernel"] = run.kernel_note
+    if run.drops:
+        scenario["capture_drops"] = run.drops
     return {"schema": SCHEMA, "command": "close", "scenario": scenario,
             "connections": [connection_json(run.connection, run.views, run.verdict,
                                             observations=run.observations,

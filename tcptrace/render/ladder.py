@@ -34,10 +34,9 @@ def arrow(view: PacketView) -> Text:
     numbers = f" seq={view.seq} ack={view.ack}" + (f" len={view.length}" if view.length else "")
     body = f" {label}{numbers} "
     style = next((s for f, s in _FLAG_STYLE.items() if f in view.flags), "bold")
-    if view.sender == "client":
-        fill = "─" * max(1, ARROW_WIDTH - len(body) - 2)
-        return Text.assemble("─", (body, style), fill + "▶")
     fill = "─" * max(1, ARROW_WIDTH - len(body) - 2)
+    if view.sender == "client":
+        return Text.assemble("─", (body, style), fill + "▶")
     return Text.assemble("◀" + fill, (body, style), "─")
 
 
@@ -57,7 +56,9 @@ def _snapshot_detail(obs: StateObservation) -> str:
             continue
         bits = []
         if d.get("recv_q"):
-            bits.append(f"Recv-Q {d['recv_q']}")
+            # After a FIN arrives, ss counts it as one byte in Recv-Q until EOF is read.
+            fin = d["recv_q"] == 1 and d.get("state") in ("CLOSE-WAIT", "LAST-ACK", "CLOSING")
+            bits.append(f"Recv-Q {d['recv_q']}" + (" (the FIN, not data)" if fin else ""))
         if d.get("send_q"):
             bits.append(f"Send-Q {d['send_q']}")
         if "timer" in d:
@@ -138,7 +139,7 @@ def ladder_table(conn: Connection, views: list[PacketView],
 
 
 def conclusion_lines(verdict: Verdict, observations: list[StateObservation] = (),
-                     counts: dict | None = None) -> list[str]:
+                     counts: dict | None = None, closer: str = "client") -> list[str]:
     lines = []
     kind = {"fin": "graceful close (FIN from both sides)", "rst": "abortive close (RST)",
             "refused": "refused (RST in reply to SYN)",
@@ -170,7 +171,9 @@ def conclusion_lines(verdict: Verdict, observations: list[StateObservation] = ()
                      f"server {verdict.final['server']}.")
     if counts is not None and counts.get("written"):
         w, d = counts["written"], counts["delivered"]
-        lines.append(f"Bytes queued at the close: {w:,}; delivered to the server application: "
+        peer = "client" if closer == "server" else "server"
+        lines.append(f"Bytes the {closer if closer != 'both' else 'client'} had queued at the "
+                     f"close: {w:,}; delivered to the {peer} application: "
                      f"{d:,}" + (" (all)" if w == d else f" ({w - d:,} lost)"))
     return lines
 
@@ -179,11 +182,11 @@ def render_connection(console: Console, conn: Connection, views: list[PacketView
                       verdict: Verdict, observations: list[StateObservation] = (),
                       events: list[AppEvent] = (), counts: dict | None = None,
                       transitions: list[Transition] = (),
-                      kernel_events: list[KernelEvent] = ()) -> None:
+                      kernel_events: list[KernelEvent] = (), closer: str = "client") -> None:
     console.print(ladder_table(conn, views, observations, events, transitions, kernel_events,
                                verdict.final))
     console.print()
-    for line in conclusion_lines(verdict, observations, counts):
+    for line in conclusion_lines(verdict, observations, counts, closer):
         console.print(f"• {line}")
 
 
@@ -211,7 +214,10 @@ def render_close(console: Console, run) -> None:
     if run.kernel_note:
         console.print(f"[dim]note: {run.kernel_note}; states come from ss only[/dim]")
     render_connection(console, run.connection, run.views, run.verdict, run.observations,
-                      run.events, run.bytes, run.transitions, run.kernel_events)
+                      run.events, run.bytes, run.transitions, run.kernel_events, run.closer)
+    if run.drops:
+        console.print(f"[bold red]warning:[/] the kernel dropped {run.drops} frame(s) of this "
+                      "capture (buffer full): the ladder may miss segments")
     if run.mode.retries > 1:
         console.print(f"• Tries: {run.tries} of at most {run.mode.retries}"
                       + ("" if run.verdict.simultaneous else
