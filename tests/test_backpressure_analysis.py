@@ -119,3 +119,12 @@ def test_bad_options_are_one_line_errors(field, value):
     with pytest.raises(TcptraceError) as err:
         BackpressureOptions(**{field: value}).validate()
     assert "\n" not in str(err.value)
+
+
+def test_reader_and_writer_errors_are_problems():
+    raw, segments = load("python-pause1.5")
+    raw.reader["error"] = "TimeoutError: timed out"
+    raw.app["error"] = {"message": "ECONNRESET read ECONNRESET"}
+    problems = analyse(raw, segments).verdict.problems
+    assert "reader: TimeoutError: timed out" in problems
+    assert "writer: ECONNRESET read ECONNRESET" in problems

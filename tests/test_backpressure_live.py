@@ -2,10 +2,13 @@
 
 import os
 import shutil
+import time
 
 import pytest
 
 from tcptrace.backpressure import BackpressureOptions, backpressure_json, run_backpressure
+from tcptrace.backpressure import scenario
+from tcptrace.errors import TcptraceError
 
 pytestmark = pytest.mark.live
 
@@ -30,7 +33,7 @@ def run(**kw):
     need_root()
     if kw.get("runtime") == "node":
         need_node()
-    return run_backpressure(BackpressureOptions(pause=PAUSE, **kw))
+    return run_backpressure(BackpressureOptions(**{"pause": PAUSE, **kw}))
 
 
 @pytest.fixture(scope="module", params=["python", "node"])
@@ -82,3 +85,47 @@ def test_node_writer_with_sndbuf_gets_a_prepared_socket():
     r = run(runtime="node", sndbuf=65536, bytes=2 << 20)
     assert {s.writer.sndbuf for s in r.samples if s.writer and s.writer.sndbuf} == {131072}
     assert r.verdict.write_false >= 1 and r.verdict.digest_match
+
+
+@pytest.mark.parametrize("runtime", ["python", "node"])
+def test_a_refused_last_write_still_ends_the_stream(runtime):
+    # 64 KiB in one chunk into tiny buffers: the last (only) write is refused, and the
+    # writer must still end() the socket once it drains, so the reader sees EOF.
+    start = time.monotonic()
+    r = run(runtime=runtime, bytes=65536, sndbuf=4096, rcvbuf=4096, pause=0.5, timeout=10)
+    elapsed = time.monotonic() - start
+    v = r.verdict
+    assert v.bytes_delivered == v.bytes_written == 65536 and v.digest_match
+    assert "eof" in r.reader and "error" not in r.reader
+    if runtime == "node":       # the case at hand: the one write returned false
+        assert v.write_false == 1
+    assert elapsed < 5, f"took {elapsed:.1f} s"
+
+
+def test_the_timeout_fires_while_the_writer_is_still_writing():
+    need_root()
+    start = time.monotonic()
+    with pytest.raises(TcptraceError, match="did not finish within 0.5 s"):
+        scenario.record(BackpressureOptions(bytes=1 << 31, pause=0, timeout=0.5, netns="host"))
+    assert time.monotonic() - start < 5
+
+
+class FailingSampler(scenario.Sampler):
+    def stop(self):
+        samples = super().stop()
+        self.error = RuntimeError("ss broke")
+        return samples
+
+
+def test_a_sampler_error_does_not_mask_the_timeout(monkeypatch):
+    need_root()
+    monkeypatch.setattr(scenario, "Sampler", FailingSampler)
+    with pytest.raises(TcptraceError, match="did not finish"):
+        scenario.record(BackpressureOptions(bytes=1 << 31, pause=0, timeout=0.5, netns="host"))
+
+
+def test_a_sampler_error_is_reported_after_a_clean_run(monkeypatch):
+    need_root()
+    monkeypatch.setattr(scenario, "Sampler", FailingSampler)
+    with pytest.raises(TcptraceError, match="sampling ss failed: ss broke"):
+        scenario.record(BackpressureOptions(bytes=65536, pause=0, netns="host"))

@@ -201,9 +201,8 @@ def problems(raw, wire: WireAnalysis, events: list[Event], v: Verdict, resume) -
                    f"TcpExtTCPWinProbe {v.kernel_probes}")
     if raw.capture_drops:
         out.append(f"the capture dropped {raw.capture_drops} frames: wire counts are low")
-    for key in ("error",):
-        if key in raw.reader:
-            out.append(f"reader: {raw.reader[key]}")
-        if key in raw.app:
-            out.append(f"writer: {raw.app[key].get('message')}")
+    if "error" in raw.reader:
+        out.append(f"reader: {raw.reader['error']}")
+    if "error" in raw.app:
+        out.append(f"writer: {raw.app['error'].get('message')}")
     return out

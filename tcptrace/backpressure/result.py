@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tcptrace.backpressure.stream import DEFAULT_SEED
 from tcptrace.errors import TcptraceError
 
 RUNTIMES = ("python", "node")
@@ -31,7 +32,7 @@ class BackpressureOptions:
     ignore_backpressure: bool = False
     interval: float = 0.025       # ss sampling period, seconds
     netns: str = "auto"           # auto | private | host
-    seed: bytes = b"tcptrace-backpressure"
+    seed: bytes = DEFAULT_SEED
     timeout: float = 60.0         # give up on the whole run after this long
 
     def validate(self) -> None:

@@ -28,6 +28,7 @@ from tcptrace.backpressure import run_node, run_python
 from tcptrace.backpressure.result import PAUSE, RESUME, BackpressureOptions, Event, Sample
 from tcptrace.backpressure.sampler import Sampler
 from tcptrace.backpressure.stream import CHUNK, stream_digest
+from tcptrace.buffers import read_sysctl
 from tcptrace.errors import TcptraceError
 
 READER_IP, WRITER_IP = "127.0.0.1", "127.0.0.2"
@@ -83,11 +84,6 @@ def read_netstat(path: str = "/proc/thread-self/net/netstat") -> dict[str, int]:
     return out
 
 
-def read_sysctls() -> dict[str, str]:
-    return {name: Path("/proc/sys", name.replace(".", "/")).read_text().strip()
-            for name in SYSCTLS}
-
-
 # --- the run -----------------------------------------------------------------------------
 
 class Run:
@@ -126,6 +122,7 @@ class Run:
 
     def _read(self, listener: socket.socket) -> None:
         opts, info = self.opts, self.raw.reader
+        digest, count = hashlib.sha256(), 0
         try:
             listener.settimeout(10)
             conn, peer = listener.accept()
@@ -137,7 +134,6 @@ class Run:
                 self.stop.wait(opts.pause)
                 self.raw.reader_events.append(Event(
                     time.time(), RESUME, "reader", "app", "the reader reads everything"))
-                digest, count = hashlib.sha256(), 0
                 conn.settimeout(opts.timeout)
                 while not self.stop.is_set():
                     data = conn.recv(1 << 20)
@@ -145,10 +141,12 @@ class Run:
                         break
                     digest.update(data)
                     count += len(data)
-                info.update(bytes=count, digest=digest.hexdigest(), eof=time.time())
+                info["eof"] = time.time()
         except OSError as e:
             info["error"] = f"{type(e).__name__}: {e}"
         finally:
+            # what was read counts even when the read ended in a timeout or a reset
+            info.update(bytes=count, digest=digest.hexdigest())
             self.reader_done.set()
 
     def _start_writer(self, port: int) -> subprocess.Popen:
@@ -165,7 +163,7 @@ class Run:
 
         opts, raw = self.opts, self.raw
         raw.kernel["netns"] = self._namespace()
-        raw.kernel["sysctl"] = read_sysctls()
+        raw.kernel["sysctl"] = {name: read_sysctl(name) for name in SYSCTLS}
         before = read_netstat()
         self.listener = listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         with listener:
@@ -175,7 +173,6 @@ class Run:
             listener.listen(1)
             port = listener.getsockname()[1]
             raw.reader_endpoint = f"{READER_IP}:{port}"
-            raw.expected_digest = stream_digest(opts.seed, opts.bytes)
             with LoopbackCapture(ports={port}) as cap:
                 reader = threading.Thread(target=self._read, args=(listener,), name="reader",
                                           daemon=True)
@@ -192,14 +189,18 @@ class Run:
                     self._wait_done(child, reader)
                 finally:
                     raw.samples = sampler.stop()
-                    if sampler.error:
-                        raise TcptraceError(f"sampling ss failed: {sampler.error}")
+                    if child.poll() is None:     # _wait_done gave up: stop the writer
+                        child.kill()             # so that its pipes reach EOF
                     reports.join(timeout=2)
                     raw.app["stderr"] = child.stderr.read()[-2000:] if child.stderr else ""
+                if sampler.error:    # only now: raised in the finally, it would mask another
+                    raise TcptraceError(f"sampling ss failed: {sampler.error}")
             raw.frames, raw.capture_drops = cap.frames, cap.drops
         after = read_netstat()
         raw.kernel["counters"] = {k: after.get(k, 0) - before.get(k, 0) for k in COUNTERS
                                   if k in after}
+        # after the run (seconds for --bytes 2 GiB), so it does not delay the timeout
+        raw.expected_digest = stream_digest(opts.seed, opts.bytes)
         return raw
 
     def _namespace(self) -> str:

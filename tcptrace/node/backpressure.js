@@ -84,7 +84,10 @@ function writeMore() {
       if (written < opts.bytes) { setImmediate(writeMore); return; }
       break;
     }
-    if (!ok) return;            // wait for 'drain'
+    if (!ok) {
+      if (written < opts.bytes) return;   // wait for 'drain', which calls writeMore()
+      break;                    // the last write was refused: finish() waits for 'drain'
+    }
   }
   finish();
 }
