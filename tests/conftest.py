@@ -1,6 +1,7 @@
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,21 @@ def tshark():
     path = shutil.which("tshark")
     require(None if path else "tshark is not installed")
     return path
+
+
+@pytest.fixture
+def replay(monkeypatch, capsys):
+    """Run `tcptrace replay ARGS` in this process through the real entry point (main():
+    one-line errors, exit codes); returns (exit code, stdout, stderr)."""
+    def run(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["tcptrace", "replay", *map(str, args)])
+        from tcptrace.cli import main
+
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run

@@ -12,7 +12,6 @@ import subprocess
 import pytest
 
 from conftest import PROJECT_CAPTURES
-from test_replay import replay  # noqa: F401  (a fixture)
 
 NAME = re.compile(r"close-(?P<mode>[a-z-]+?)(?P<server>-by-server)?(?P<node>-node)?"
                   r"(-pending-(?P<pending>\d+))?\.pcapng")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import pytest
 
 from conftest import SHARED_CAPTURES
 from tcptrace import replay as rp
-from tcptrace.cli import main
 from tcptrace.connections import read_connections
 from tcptrace.pcapwrite import write_capture
 from tcptrace.render.table import ReadProgress, show_progress
@@ -21,22 +19,6 @@ from tcptrace.verdict import classify
 
 REAL = sorted(p.name for p in SHARED_CAPTURES.glob("*.pcap*"))
 SYN, FIN, ACK, PSH = 0x02, 0x01, 0x10, 0x08
-
-
-@pytest.fixture
-def replay(monkeypatch, capsys):
-    """Run `tcptrace replay ARGS` in this process through the real entry point (main():
-    one-line errors, exit codes); returns (exit code, stdout, stderr)."""
-    def run(*args) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tcptrace", "replay", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
 
 
 def frame(src: tuple[str, int], dst: tuple[str, int], flags: int, seq: int, ack: int = 0,

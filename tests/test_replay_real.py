@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from conftest import SHARED_CAPTURES
-from test_replay import REAL, replay  # noqa: F401  (replay is a fixture)
+from test_replay import REAL
 from tshark_facts import StreamFacts, stream_facts, tshark_packets
 
 CORRUPT = "sv_smtp-to-comma_corrupt.pcap"
