@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tcptrace.kernel_trace import RST_REASONS
+from tcptrace.ss import describe_recv_q
 from tcptrace.model import ACK, FIN, RST, SYN
 
 BIG = 8 << 20   # bytes queued to a paused reader: far more than the kernel buffers hold
@@ -121,7 +122,7 @@ def _ss(obs, side: str) -> str:
     state = getattr(obs, side)
     queues = obs.details.get(side, {})
     if queues.get("send_q") or queues.get("recv_q"):
-        state += f" (Recv-Q {queues.get('recv_q', 0):,}, Send-Q {queues.get('send_q', 0):,})"
+        state += f" ({describe_recv_q(queues)}, Send-Q {queues.get('send_q', 0):,})"
     return state
 
 

@@ -129,3 +129,11 @@ def state_of(lines: list[SocketLine], local: str, peer: str) -> str:
     """The side's state, or CLOSED when `ss` no longer lists its socket."""
     sock = find_socket(lines, local, peer)
     return sock.state if sock else "CLOSED"
+
+
+def describe_recv_q(sock: dict) -> str:
+    """'Recv-Q N' for a socket as SocketLine.to_json() gives it. After a FIN arrives,
+    ss counts that FIN as one byte in Recv-Q until the application reads EOF."""
+    n = sock.get("recv_q", 0)
+    fin = n == 1 and sock.get("state") in ("CLOSE-WAIT", "LAST-ACK", "CLOSING")
+    return f"Recv-Q {n:,}" + (" (the FIN, not data)" if fin else "")

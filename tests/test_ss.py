@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tcptrace.ss import parse_line, parse_output, ss_command, state_of
+from tcptrace.ss import describe_recv_q, parse_line, parse_output, ss_command, state_of
 
 DATA = Path(__file__).parent / "data" / "ss"
 
@@ -64,3 +64,11 @@ def test_command_filters_both_ports_in_the_kernel():
     cmd = ss_command([80, 4242])
     assert cmd[:2] == ["ss", "-H"] and "state" in cmd and "all" in cmd
     assert cmd[-1] == "( sport = :80 or dport = :80 or sport = :4242 or dport = :4242 )"
+
+
+def test_a_pending_fin_is_named_in_recv_q():
+    close_wait = next(s for s in load("fin-wait-2_close-wait") if s.state == "CLOSE-WAIT")
+    # Recorded with 5 unread bytes + the FIN: 6 is data and FIN; 1 alone is the FIN.
+    assert describe_recv_q(close_wait.to_json()) == "Recv-Q 6"
+    assert describe_recv_q({"state": "CLOSE-WAIT", "recv_q": 1}) == "Recv-Q 1 (the FIN, not data)"
+    assert describe_recv_q({"state": "ESTABLISHED", "recv_q": 1}) == "Recv-Q 1"

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
                             Transition, Verdict)
+from tcptrace.ss import describe_recv_q
 
 ARROW_WIDTH = 44
 
@@ -56,9 +57,7 @@ def _snapshot_detail(obs: StateObservation) -> str:
             continue
         bits = []
         if d.get("recv_q"):
-            # After a FIN arrives, ss counts it as one byte in Recv-Q until EOF is read.
-            fin = d["recv_q"] == 1 and d.get("state") in ("CLOSE-WAIT", "LAST-ACK", "CLOSING")
-            bits.append(f"Recv-Q {d['recv_q']}" + (" (the FIN, not data)" if fin else ""))
+            bits.append(describe_recv_q(d))
         if d.get("send_q"):
             bits.append(f"Send-Q {d['send_q']}")
         if "timer" in d:
