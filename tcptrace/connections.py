@@ -74,20 +74,9 @@ class _Track:
         return self.senders == {(seg.dst, seg.dport)}
 
     def roles(self) -> tuple[Endpoint, Endpoint, str | None]:
-        """(client, server, why they are a guess or None), from the segments so far:
-        the sender of the first SYN is the client; failing that the receiver of the
-        first SYN+ACK; failing both, guess from the ports."""
-        a, b = self.first
-        why = None
-        if self.syn is not None:
-            client = (self.syn.src, self.syn.sport)
-        elif self.synack_to is not None:
-            client = self.synack_to
-        else:
-            server, how = _guess_server(a, b)
-            why = f"no SYN seen: guessed server = {format_endpoint(*server)}, {how}"
-            client = b if server == a else a
-        return client, (b if client == a else a), why
+        """(client, server, why they are a guess or None), from the segments so far."""
+        syn_from = None if self.syn is None else (self.syn.src, self.syn.sport)
+        return decide_roles(*self.first, syn_from, self.synack_to)
 
     def finish(self) -> Connection:
         conn = self.conn
@@ -103,6 +92,24 @@ def reuses_tuple(finished: bool, sender_sent_fin: bool, seq: int, syn_seq: int |
     socket that closed cannot open again), and the initial sequence number is fresh
     (Linux retransmits a SYN with the same one). Shared by replay and summary."""
     return (finished or sender_sent_fin) and (syn_seq is None or seq != syn_seq)
+
+
+def decide_roles(a: Endpoint, b: Endpoint, syn_from: Endpoint | None,
+                 synack_to: Endpoint | None) -> tuple[Endpoint, Endpoint, str | None]:
+    """(client, server, why they are a guess or None) of the connection between `a`
+    (which sent the first segment) and `b`: the sender of the first SYN is the client;
+    failing that the receiver of the first SYN+ACK; failing both, guess from the ports.
+    Shared by replay and summary."""
+    why = None
+    if syn_from is not None:
+        client = syn_from
+    elif synack_to is not None:
+        client = synack_to
+    else:
+        server, how = _guess_server(a, b)
+        why = f"no SYN seen: guessed server = {format_endpoint(*server)}, {how}"
+        client = b if server == a else a
+    return client, (b if client == a else a), why
 
 
 def _guess_server(a: Endpoint, b: Endpoint) -> tuple[Endpoint, str]:

@@ -50,10 +50,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
 
-from .connections import _guess_server, reuses_tuple
+from .connections import decide_roles, reuses_tuple
 from .decode import ETH_IP4_TCP, ETHERNET, decode_segment, syn_options
 from .errors import TcptraceError
-from .model import ACK, FIN, RST, SYN, Connection, Segment, Verdict, format_endpoint
+from .model import ACK, FIN, RST, SYN, Connection, Segment, Verdict
 from .observer import CLOSED, TIME_WAIT, ConnectionObserver
 from .pcapfile import CaptureReader
 from .verdict import classify
@@ -480,15 +480,10 @@ def _endpoints(raw: bytes) -> tuple[tuple[str, int], tuple[str, int]]:
 
 def _summary(tr: _Conn) -> ConnectionSummary:
     """Roles as connections.py decides them, then the verdict of that role's observer."""
-    why = None
-    if tr.syn_seq is not None:
-        client_a = tr.syn_from_a
-    elif tr.synack_to_a is not None:
-        client_a = tr.synack_to_a
-    else:
-        server, how = _guess_server(tr.a, tr.b)
-        why = f"no SYN seen: guessed server = {format_endpoint(*server)}, {how}"
-        client_a = server != tr.a
+    syn_from = None if tr.syn_seq is None else (tr.a if tr.syn_from_a else tr.b)
+    synack_to = None if tr.synack_to_a is None else (tr.a if tr.synack_to_a else tr.b)
+    client, _, why = decide_roles(tr.a, tr.b, syn_from, synack_to)
+    client_a = client == tr.a
     obs = (tr.obs_a if client_a else tr.obs_b) or tr.obs_a or tr.obs_b
     (cip, cport), (sip, sport) = (tr.a, tr.b) if client_a else (tr.b, tr.a)
     conn = Connection(cip, cport, sip, sport, [], tr.vlan, why)
