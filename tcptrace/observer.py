@@ -101,7 +101,8 @@ class Endpoint:
     __slots__ = ("name", "state", "base", "syn_seen", "syn_t", "wscale", "shift",
                  "nxt", "contig", "hole_start", "hole_end", "una", "fin", "fin_in",
                  "unsure", "steps", "win", "edge", "last_ack", "pending_t", "turnaround",
-                 "packets", "bytes", "zero_windows", "retransmissions", "quiet")
+                 "packets", "bytes", "zero_windows", "retransmissions", "quiet",
+                 "synack_sent")
 
     def __init__(self, name: str):
         self.name = name
@@ -130,6 +131,7 @@ class Endpoint:
         self.zero_windows = 0
         self.retransmissions = 0
         self.quiet = 0          # Zeek ignores its plain ACKs (1), data segments (2)
+        self.synack_sent = False
 
     def rebase(self, value: int) -> None:
         self.base = value
@@ -302,7 +304,10 @@ class ConnectionObserver:
                 tags |= WINDOW_PROBE
             elif rel == s.nxt - 1 and r.win != 0:
                 tags |= KEEP_ALIVE
-        if space and rel < s.nxt and not tags & (WINDOW_PROBE | KEEP_ALIVE):
+        # In a simultaneous open a side that sent a SYN answers the peer's SYN with a
+        # SYN+ACK on its own ISN again (RFC 9293 figure 8): its first is no retransmission.
+        if space and rel < s.nxt and not tags & (WINDOW_PROBE | KEEP_ALIVE) and not (
+                flags & (SYN | ACK) == SYN | ACK and not s.synack_sent):
             tags |= RETRANSMISSION
             s.retransmissions += 1
             if s.pending_t >= 0:
@@ -416,6 +421,7 @@ class ConnectionObserver:
 
     def _send_syn(self, s: Endpoint, r: Endpoint, flags: int, t: float) -> None:
         if flags & ACK:
+            s.synack_sent = True
             if s.state in (UNKNOWN, CLOSED, SYN_SENT):
                 s.state = SYN_RECEIVED
             if r.syn_seen:

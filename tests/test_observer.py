@@ -312,3 +312,16 @@ def test_connection_facts_and_cheap_path():
         assert o.server.zero_windows == 1
         assert (o.first_closer, o.first_close_t) == ("client", 0.012)
         assert o.zeek.history == "ShADdwF"
+
+
+def test_simultaneous_open_synacks_are_not_retransmissions():
+    # RFC 9293 figure 8: both send SYN, both answer with SYN+ACK on their own ISN.
+    obs = ConnectionObserver(*CLIENT)
+    steps = [obs.feed(s) for s in (
+        seg(0.0, "c", "S", C), seg(0.0001, "s", "S", S),
+        seg(0.0002, "c", "SA", C, S + 1), seg(0.0003, "s", "SA", S, C + 1),
+        # a genuine retransmission of the client's SYN+ACK is still called one
+        seg(0.2, "c", "SA", C, S + 1))]
+    assert ["retransmission" in tag_names(st.tags) for st in steps] == \
+        [False, False, False, False, True]
+    assert (obs.client.retransmissions, obs.server.retransmissions) == (1, 0)
