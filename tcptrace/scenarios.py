@@ -130,9 +130,12 @@ def run_end(r: Roles, pending: int) -> dict:
         # needs the reader; so the rest is written (then the FIN sent) from a thread.
         def finish() -> None:
             block, left = b"x" * CHUNK, rest    # never the whole rest in memory at once
-            while left:
-                left -= closer.send(block[:min(CHUNK, left)])
-            closer.shutdown(socket.SHUT_WR)
+            try:
+                while left:
+                    left -= closer.send(block[:min(CHUNK, left)])
+                closer.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass    # the stage was torn down (Ctrl-C, an error): the caller reports it
         writer = threading.Thread(target=finish, daemon=True)
         r.rec.event(r.closer, f"shutdown(SHUT_WR) once the last {rest} bytes are written")
         writer.start()
