@@ -155,13 +155,10 @@ class CaptureReader:
         pos, n, index = 24, len(buf), 0
         while True:
             if pos + 16 > n:
-                pos = win.ensure(pos, 16)
+                pos = self._refill(win, pos, 16, index)
+                if pos is None:
+                    return
                 buf, n = win.buf, len(win.buf)
-                if pos == n:
-                    return
-                if n - pos < 16:
-                    self._cut(win, pos, index, 16)
-                    return
             sec, frac, incl, orig = unpack(buf, pos)
             if frac >= units or incl > MAX_CAPLEN or incl > orig:
                 pos = self._resync(win, pos, index, candidate, None, 16)
@@ -213,13 +210,10 @@ class CaptureReader:
         pos, n, index, buf = 0, 0, 0, b""
         while True:
             if pos + 12 > n:
-                pos = win.ensure(pos, 12)
+                pos = self._refill(win, pos, 12, index)
+                if pos is None:
+                    return
                 buf, n = win.buf, len(win.buf)
-                if pos == n:
-                    return
-                if n - pos < 12:
-                    self._cut(win, pos, index, 12)
-                    return
             btype, blen = layout.hdr(buf, pos)
             if btype == SHB:                    # a new section may switch byte order
                 e = _shb_endian(buf, pos)
@@ -259,6 +253,18 @@ class CaptureReader:
             pos = end
 
     # -- damage ----------------------------------------------------------------------
+
+    def _refill(self, win: _Window, pos: int, size: int, index: int) -> int | None:
+        """Make `size` bytes at `pos` readable; None at a clean end of the file, or when
+        the file ends inside them (a warning says where)."""
+        pos = win.ensure(pos, size)
+        n = len(win.buf)
+        if pos == n:
+            return None
+        if n - pos < size:
+            self._cut(win, pos, index, size)
+            return None
+        return pos
 
     def _cut(self, win: _Window, pos: int, index: int, need: int) -> None:
         have = len(win.buf) - pos
