@@ -80,6 +80,13 @@ def decode_records(records: Iterable[Record]) -> Iterator[Segment]:
             yield seg
 
 
+def decode_frames(frames: Iterable[tuple[float, bytes]], linktype: int = 1) -> list[Segment]:
+    """The TCP segments among whole captured frames (timestamp, bytes), numbered from 1
+    as a file would number them; a live capture on lo delivers Ethernet frames."""
+    return [seg for seg in (decode_segment(linktype, data, len(data), ts, index=i)
+                            for i, (ts, data) in enumerate(frames, start=1)) if seg]
+
+
 def _ethernet_tail(data: bytes, off: int, etype: int) -> tuple[int, int, tuple[int, ...]]:
     """Walk VLAN tags (collecting their IDs, outermost first) and an MPLS label stack;
     returns (offset of the network header, its ethertype, VLAN IDs)."""

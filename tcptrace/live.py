@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tcptrace.annotate import annotate
-from tcptrace.decode import decode_segment
+from tcptrace.decode import decode_frames
 from tcptrace.errors import TcptraceError
 from tcptrace.kernel_trace import RST_REASONS, KernelTrace
 from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
@@ -18,8 +18,6 @@ from tcptrace.scenarios import MODES, SYMMETRIC, Mode, Roles, open_connection
 from tcptrace.ss import require_ss
 from tcptrace.stage import CLIENT_IP, SERVER_IP, Stage
 from tcptrace.verdict import classify
-
-LINKTYPE_ETHERNET = 1  # what an AF_PACKET socket on lo delivers
 
 
 @dataclass
@@ -66,11 +64,8 @@ def _run_once(scenario: Mode, port: int, pending: int, closer: str, runtime: str
             with (KernelTrace(ports) if kernel else _NoTrace()) as trace:
                 counts = _drive(stage, scenario, pending, closer, runtime)
         rec = stage.rec
-    conn = Connection(CLIENT_IP, stage.client_port, SERVER_IP, stage.server_port)
-    for index, (ts, data) in enumerate(cap.frames, start=1):
-        seg = decode_segment(LINKTYPE_ETHERNET, data, len(data), ts, index=index)
-        if seg is not None:
-            conn.segments.append(seg)
+    conn = Connection(CLIENT_IP, stage.client_port, SERVER_IP, stage.server_port,
+                      decode_frames(cap.frames))
     transitions, kernel_events = trace.results((CLIENT_IP, stage.client_port),
                                                (SERVER_IP, stage.server_port))
     views = annotate(conn)

@@ -9,26 +9,21 @@ Entry points for the CLI (each imports what it needs, nothing heavy at import ti
     save_backpressure_capture(result, path)           pcapng with per-segment comments
 
 Modules: scenario (live recording) -> wire + analysis (pure) -> chart/svg/render/jsonout.
-Manual run: `python -m tcptrace.backpressure [--runtime node] [--pause 2] [--ignore]`.
+The command line is `tcptrace backpressure` (cli.py).
 """
 
 from __future__ import annotations
 
 from tcptrace.backpressure.result import BackpressureOptions, BackpressureResult
 
-LINKTYPE_ETHERNET = 1
-
 
 def run_backpressure(opts: BackpressureOptions) -> BackpressureResult:
     from tcptrace.backpressure.analysis import analyse
     from tcptrace.backpressure.scenario import record
-    from tcptrace.decode import decode_segment
+    from tcptrace.decode import decode_frames
 
     raw = record(opts)
-    segments = [seg for seg in (decode_segment(LINKTYPE_ETHERNET, data, len(data), ts,
-                                               index=i)
-                                for i, (ts, data) in enumerate(raw.frames, start=1)) if seg]
-    return analyse(raw, segments)
+    return analyse(raw, decode_frames(raw.frames))
 
 
 def render_backpressure(result: BackpressureResult, console) -> None:
