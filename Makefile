@@ -14,8 +14,13 @@ TEST_DEBS := tshark tcpdump tmux
 setup: $(STAMP)
 	@command -v ss >/dev/null || { $(APT) update -qq && $(APT) install -y -qq $(TOOL_DEBS); }
 
-$(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
+# The engine (engine/, Rust) is built into the package by maturin, in release mode, as
+# tcptrace._engine: editing a .rs file rebuilds it on the next make.
+ENGINE := engine/Cargo.toml $(wildcard engine/src/*.rs)
+CARGO  := cargo --quiet
+
+$(STAMP): pyproject.toml $(ENGINE)
+	test -d $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
@@ -27,7 +32,11 @@ test-deps: setup
 run: setup
 	$(VENV)/bin/tcptrace close --mode end
 
+# The Rust side first (format, lints, its own tests), then every Python test.
 test: test-deps
+	cd engine && $(CARGO) fmt --check
+	cd engine && $(CARGO) clippy --all-targets --all-features -- -D warnings
+	cd engine && $(CARGO) test
 	$(PY) -m pytest -q
 
 # The peers the benchmark compares against: tshark (test-deps) and the classic tcptrace,
@@ -37,4 +46,4 @@ bench: test-deps
 	$(PY) -m tcptrace.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache engine/target tcptrace/_engine*.so

@@ -1,36 +1,32 @@
 """The ladder's words: one plain-English line per segment saying why it was sent.
 
-The observer decides states and tags; this module only phrases them. A note names the
+The engine's observer decides states and tags; this module only phrases them. A note names the
 cause first, then the closing-state changes the segment caused (the ladder's columns
 show every state; the note points at the ones that matter for the close).
 """
 
 from __future__ import annotations
 
-from .model import ACK, FIN, RST, SYN, UNKNOWN, Connection, PacketView, flag_names
-from .observer import (ACK_OF_FIN, AFTER_CLOSE, CLOSE_WAIT, CLOSED, CLOSING, DELAYED_ACK,
-                       DUP_ACK, FIN_WAIT_1, FIN_WAIT_2, KEEP_ALIVE, LAST_ACK, MID_CONNECTION,
-                       OUT_OF_ORDER, OUT_OF_WINDOW, RETRANSMISSION, SIMULTANEOUS, SYN_RECEIVED,
-                       SYN_SENT, TIME_WAIT, WINDOW_FULL, WINDOW_PROBE, WINDOW_UPDATE,
-                       ZERO_WINDOW, ConnectionObserver, Step, tag_names)
+from tcptrace.engine import (ACK_OF_FIN, AFTER_CLOSE, DELAYED_ACK, DUP_ACK, KEEP_ALIVE,
+                             MID_CONNECTION, OUT_OF_ORDER, OUT_OF_WINDOW, RETRANSMISSION,
+                             SIMULTANEOUS, WINDOW_FULL, WINDOW_PROBE, WINDOW_UPDATE, ZERO_WINDOW,
+                             Step, tag_names)
+from tcptrace.model import (ACK, CLOSE_WAIT, CLOSED, CLOSING, FIN, FIN_WAIT_1, FIN_WAIT_2,
+                            LAST_ACK, RST, SYN, SYN_RECEIVED, SYN_SENT, TIME_WAIT, UNKNOWN,
+                            Connection, PacketView, flag_names)
 
 _CLOSING_STATES = (FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT, CLOSED)
 _OTHER = {"client": "server", "server": "client"}
 
 
-def annotate(conn: Connection) -> list[PacketView]:
-    observer = ConnectionObserver.for_connection(conn)
-    steps = [observer.feed(seg) for seg in conn.segments]
-    return relative_views(conn, observer, steps)
-
-
-def relative_views(conn: Connection, observer: ConnectionObserver,
+def relative_views(conn: Connection, initial: tuple[str, str],
                    steps: list[Step]) -> list[PacketView]:
-    """Steps (after the last segment was fed, so late corrections are in) -> rows."""
+    """The engine's steps (final: its late corrections are in) -> rows; `initial` is
+    both states before the first segment."""
     if not steps:
         return []
     t0 = steps[0].t
-    before = dict(zip(("client", "server"), observer.initial))
+    before = dict(zip(("client", "server"), initial))
     last_win = {"client": -1, "server": -1}
     rst_seen = False
     views = []

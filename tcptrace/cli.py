@@ -4,6 +4,7 @@ are imported inside the commands that need them, so `--help` stays fast."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -102,7 +103,6 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
     """
     from tcptrace import replay as rp
     from tcptrace.render import stepper
-    from tcptrace.render.jsonout import replay_json
     from tcptrace.render.ladder import make_console
     from tcptrace.render.table import (ReadProgress, render_listing, render_replay,
                                        replay_header)
@@ -112,14 +112,16 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
     if step:
         stepper.require_terminal()      # before reading what may be a big file
     err = make_console(stderr=True)
-    if as_json and stream is None:      # everything: the output is as big as the file
+    if as_json and stream is None:      # everything: streamed as the engine hands it over
         with ReadProgress(err, "reading") as progress:
-            conns, warnings = rp.load_all(file, progress)
-        _emit_json(replay_json(file, [(i, c, *rp.analyse(c)) for i, c in enumerate(conns)],
-                               warnings))
+            warnings = _replay_json_all(file, progress)
     else:
-        with ReadProgress(err, "listing connections") as progress:
-            listing = rp.list_connections(file, progress)
+        with ReadProgress(err, "reading") as progress:
+            listing = rp.list_connections(file, stream or 0, progress)
+        # A listing of a big capture is a million objects that live until exit and make
+        # no cycles: keep the cyclic collector from rescanning them while the table is
+        # laid out (it would double the time).
+        gc.freeze()
         warnings, count = listing.warnings, len(listing.rows)
         if stream is None and count > 1 and (step or speed):
             raise TcptraceError(f"{file} has {count} TCP connections: pick one with "
@@ -129,10 +131,12 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
         else:
             index = stream or 0
             rp.check_stream(listing, index)
-            with ReadProgress(err, f"reading stream {index}") as progress:
-                conn = rp.load_connection(file, index, progress)
-            views, verdict = rp.analyse(conn)
+            kept = listing.kept
+            conn = kept.conn
+            views, verdict = rp.analyse(kept)
             if as_json:
+                from tcptrace.render.jsonout import replay_json
+
                 _emit_json(replay_json(file, [(index, conn, views, verdict)], warnings))
             elif step:
                 stepper.run_stepper(make_console(), conn, views, verdict)
@@ -142,12 +146,31 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
                 stepper.play(console, conn, views, verdict, speed)
             else:
                 render_replay(make_console(), file, index, count, conn, views, verdict)
+    _warn(warnings)
+
+
+def _warn(warnings: list[str]) -> None:
+    """The first reader warnings on stderr, then exit status 2: output was partial."""
     for warning in warnings[:5]:
         click.echo(f"tcptrace: warning: {warning}", err=True)
     if len(warnings) > 5:
         click.echo(f"tcptrace: warning: {len(warnings) - 5} more (see --json)", err=True)
     if warnings:
         sys.exit(2)
+
+
+def _replay_json_all(file: str, progress) -> list[str]:
+    """`replay --json` of a whole capture, written as the engine hands each connection
+    over, so memory does not grow with the file; returns the reader's warnings."""
+    from tcptrace import replay as rp
+    from tcptrace.engine import Scan
+    from tcptrace.render.jsonout import replay_json_stream
+
+    scan = Scan(file, keep="all", progress=progress)
+    shown = ((s.stream, s.conn, *rp.analyse(s)) for s in scan)
+    replay_json_stream(sys.stdout, file, shown, lambda: scan.warnings)
+    scan.require_connections()
+    return scan.warnings
 
 
 @cli.command()
@@ -160,13 +183,10 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
                                       "are both CLOSED or TIME-WAIT is summarised and forgotten.")
 @click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True,
               metavar="N", help="Rows in the RST, TIME-WAIT and top-talker tables.")
-@click.option("--jobs", type=click.IntRange(1, 64), default=None, metavar="N",
-              help="Processes to share the connections among (default: 2 when the "
-                   "capture is 16 MiB or more and 2 CPUs are free, else 1).")
-def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int,
-            jobs: int | None) -> None:
+def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> None:
     """How every TCP connection in a pcap/pcapng FILE ended, in one streaming pass.
 
+    FILE may be - (standard input) or a FIFO: `tcpdump -w - | tcptrace summary -`.
     Tables for people; --json or --csv, one connection per line, for programs (in the
     order connections are done with). Memory follows the connections open at once, not
     the file size. A damaged file still gives what could be read, with a warning on
@@ -174,8 +194,8 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int,
     """
     from contextlib import nullcontext
 
-    from tcptrace.render.summary import CsvWriter, Totals, json_line
-    from tcptrace.summary import Summariser
+    from tcptrace.engine import Scan
+    from tcptrace.render.summary import CsvWriter, Totals
 
     if as_json and as_csv:
         raise TcptraceError("choose one of --json and --csv")
@@ -188,12 +208,12 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int,
         from tcptrace.render.table import ReadProgress
 
         progress = ReadProgress(make_console(stderr=True), "summarising")
-    run = Summariser(file, linger=linger, progress=progress, jobs=jobs)
+    run = Scan(file, linger=linger, progress=progress)
     with progress or nullcontext():
         if as_json:
             write = sys.stdout.write
-            for s in run:
-                write(json_line(s) + "\n")
+            for lines in run.json_lines():
+                write(lines)
         elif as_csv:
             writer = CsvWriter(sys.stdout)
             for s in run:
@@ -202,17 +222,13 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int,
             totals = Totals(top)
             for s in run:
                 totals.add(s)
+    run.require_connections()
     if not machine:
         from tcptrace.render.ladder import make_console
         from tcptrace.render.summary import render_tables
 
         render_tables(make_console(), file, totals)
-    for warning in run.warnings[:5]:
-        click.echo(f"tcptrace: warning: {warning}", err=True)
-    if len(run.warnings) > 5:
-        click.echo(f"tcptrace: warning: {len(run.warnings) - 5} more", err=True)
-    if run.warnings:
-        sys.exit(2)
+    _warn(run.warnings)
 
 
 @cli.command()

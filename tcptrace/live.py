@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tcptrace.annotate import annotate
-from tcptrace.decode import decode_frames
+from tcptrace.annotate import relative_views
+from tcptrace.engine import analyse_frames
 from tcptrace.errors import TcptraceError
 from tcptrace.kernel_trace import RST_REASONS, KernelTrace
 from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
@@ -17,7 +17,6 @@ from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, State
 from tcptrace.scenarios import MODES, SYMMETRIC, Mode, Roles, open_connection
 from tcptrace.ss import require_ss
 from tcptrace.stage import CLIENT_IP, SERVER_IP, Stage
-from tcptrace.verdict import classify
 
 
 @dataclass
@@ -64,13 +63,12 @@ def _run_once(scenario: Mode, port: int, pending: int, closer: str, runtime: str
             with (KernelTrace(ports) if kernel else _NoTrace()) as trace:
                 counts = _drive(stage, scenario, pending, closer, runtime)
         rec = stage.rec
-    conn = Connection(CLIENT_IP, stage.client_port, SERVER_IP, stage.server_port,
-                      decode_frames(cap.frames))
+    conn, steps, initial, verdict = analyse_frames(
+        cap.frames, (CLIENT_IP, stage.client_port), (SERVER_IP, stage.server_port))
     transitions, kernel_events = trace.results((CLIENT_IP, stage.client_port),
                                                (SERVER_IP, stage.server_port))
-    views = annotate(conn)
+    views = relative_views(conn, initial, steps)
     _explain_resets(views, kernel_events)
-    verdict = classify(conn)
     # The kernel, not the packets, has the last word on where each socket ended up.
     if rec.observations:
         last = rec.observations[-1]

@@ -20,6 +20,8 @@ FLAG_ORDER = (("SYN", SYN), ("FIN", FIN), ("RST", RST), ("PSH", PSH),
 STATES = ("LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2",
           "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT", "CLOSED")
 UNKNOWN = "?"  # state not pinned down yet (capture started mid-connection)
+(LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING,
+ LAST_ACK, TIME_WAIT, CLOSED) = STATES
 
 
 def flag_names(flags: int) -> list[str]:
@@ -130,7 +132,7 @@ class PacketView:
 
 @dataclass(slots=True)
 class Verdict:
-    close: str                  # fin | rst | refused | half-open | open
+    close: str                  # fin | rst | refused | half-closed | unanswered | open
     first_closer: str | None    # side that sent the first FIN or RST
     rst_from: str | None        # client | server | both | None
     simultaneous: bool

@@ -20,7 +20,7 @@ from tcptrace.backpressure.result import BackpressureOptions, BackpressureResult
 def run_backpressure(opts: BackpressureOptions) -> BackpressureResult:
     from tcptrace.backpressure.analysis import analyse
     from tcptrace.backpressure.scenario import record
-    from tcptrace.decode import decode_frames
+    from tcptrace.engine import decode_frames
 
     raw = record(opts)
     return analyse(raw, decode_frames(raw.frames))

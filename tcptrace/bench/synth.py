@@ -23,7 +23,7 @@ import random
 import struct
 from typing import NamedTuple
 
-VERSION = 1                     # bump when the output for a given seed changes
+VERSION = 2                     # bump when the output for a given seed changes
 SNAPLEN = 128
 T0 = 1_700_000_000              # capture start, seconds since the epoch
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -53,11 +53,11 @@ KINDS = {
     "rst-both": (("rst", "server", "both", False, None), 2),
     "rst-after-fin": (("rst", "client", "server", False, None), 3),
     "refused": (("refused", "server", "server", False, None), 6),
-    "unanswered": (("open", None, None, False, None), 1),
+    "unanswered": (("unanswered", None, None, False, None), 1),
 }
 # Kinds that never finish: only the last connections of the file get them.
 TAIL_KINDS = {"open": ("open", None, None, False, None),
-              "half-open": ("half-open", "client", None, False, None)}
+              "half-open": ("half-closed", "client", None, False, None)}
 # Kinds after which the 4-tuple may be reused by a new connection (connections.py's rule:
 # an RST was seen, or both FINs).
 _REUSABLE = {k for k, (v, _) in KINDS.items() if v[0] in ("fin", "rst", "refused")}
@@ -322,6 +322,35 @@ def _pop(heap: list, out: list[bytes], ends: _Endpoints) -> int:
     if marker:
         ends.release(marker, t)
     return 1
+
+
+def one_syn_capture(path: str | os.PathLike, n: int) -> None:
+    """n connections of one SYN each that nobody answers, as a port scan or a SYN flood
+    looks from the target: each from its own client address and port, 10 µs apart, to
+    one server. Every one stays open to the end of the file, so a reader holds them
+    all at once (the bench's odd input that must stay cheap)."""
+    t = T0 * 1_000_000
+    sip, sport = bytes([192, 168, 0, 1]), 80
+    out: list[bytes] = [_PCAP_HEADER]
+    with open(path, "wb") as f:
+        for i in range(n):
+            t += 10
+            cip = bytes([10, 64 | (i >> 16) & 63, (i >> 8) & 255, i & 255])
+            seq = i * 2_654_435_761 & 0xFFFFFFFF        # spread out, reproducible
+            out.append(_frame(t, cip, 32768 + i % 28_000, sip, sport,
+                              (t, True, SYN, seq, 0, 0, 64240)))
+            if len(out) > 4096:
+                f.write(b"".join(out))
+                out.clear()
+        f.write(b"".join(out))
+
+
+def header_then_zeros(path: str | os.PathLike, size: int) -> None:
+    """A classic pcap header (Ethernet) followed by zeros up to `size` bytes, written
+    sparse (truncate) so a GiB costs no disk: the bench's other odd input."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        f.truncate(size)
 
 
 def paths(directory: str | os.PathLike, connections: int, seed: int) -> tuple[str, str]:

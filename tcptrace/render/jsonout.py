@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import textwrap
+from typing import IO, Callable, Iterable
+
 from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
                             Transition, Verdict)
 
@@ -86,3 +90,24 @@ def replay_json(path: str, shown: list[tuple[int, Connection, list[PacketView], 
     return {"schema": SCHEMA, "command": "replay", "file": path, "warnings": list(warnings),
             "connections": [{"stream": index, **connection_json(conn, views, verdict)}
                             for index, conn, views, verdict in shown]}
+
+
+def replay_json_stream(out: IO[str], path: str,
+                       shown: Iterable[tuple[int, Connection, list[PacketView], Verdict]],
+                       warnings: Callable[[], list[str]]) -> None:
+    """`replay_json`'s document written one connection at a time, as the engine hands
+    them over (order: as each is done with), so a capture of any size streams out. The
+    reader's warnings are known only at the end: they come last. Nothing is written
+    when there is no connection (the caller reports that)."""
+    started = False
+    for index, conn, views, verdict in shown:
+        body = json.dumps({"stream": index, **connection_json(conn, views, verdict)}, indent=2)
+        if not started:
+            out.write(f'{{\n  "schema": "{SCHEMA}",\n  "command": "replay",\n'
+                      f'  "file": {json.dumps(path)},\n  "connections": [\n')
+            started = True
+        else:
+            out.write(",\n")
+        out.write(textwrap.indent(body, "    "))
+    if started:
+        out.write(f'\n  ],\n  "warnings": {json.dumps(warnings())}\n}}\n')

@@ -142,8 +142,9 @@ def conclusion_lines(verdict: Verdict, observations: list[StateObservation] = ()
     lines = []
     kind = {"fin": "graceful close (FIN from both sides)", "rst": "abortive close (RST)",
             "refused": "refused (RST in reply to SYN)",
-            "half-open": "half-closed (one side's FIN only)",
-            "open": "still open at the end"}[verdict.close]
+            "half-closed": "half-closed (one side's FIN only)",
+            "unanswered": "unanswered (a SYN nobody replied to)",
+            "open": "still open at the end (neither side closed)"}[verdict.close]
     who = f", first closer: {verdict.first_closer}" if verdict.first_closer else ""
     lines.append(f"How it ended: {kind}{who}" +
                  (f"; RST sent by {verdict.rst_from}" if verdict.rst_from else "") +

@@ -1,59 +1,27 @@
-"""`tcptrace summary` output: JSON Lines and CSV for programs, one connection per line
-written as the engine hands it over; rich tables for people, from running totals, so
+"""`tcptrace summary` output: CSV for programs, one connection per line written as the
+engine hands it over (JSON Lines are formatted by the engine itself: engine/src/jsonline.rs); rich tables for people, from running totals, so
 memory stays flat however many connections a capture holds."""
 
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from typing import IO, TYPE_CHECKING
 
+from tcptrace.engine import ConnectionSummary
 from tcptrace.model import format_endpoint
-from tcptrace.render.jsonout import SCHEMA
-from tcptrace.summary import ConnectionSummary
 
 if TYPE_CHECKING:   # rich is imported by the table functions only: --json needs none of it
     from rich.console import Console
     from rich.table import Table
 
-CLOSE_KINDS = ("fin", "rst", "refused", "half-open", "open")
+CLOSE_KINDS = ("fin", "rst", "refused", "half-closed", "unanswered", "open")
 CSV_FIELDS = ("client", "server", "vlan", "first", "last", "close", "first_closer",
               "rst_from", "simultaneous", "time_wait", "client_final", "server_final",
               "conn_state", "history", "client_packets", "client_bytes",
               "client_retransmissions", "client_zero_windows", "server_packets",
               "server_bytes", "server_retransmissions", "server_zero_windows",
               "roles_guessed")
-
-
-def _j(value: str | None) -> str:
-    """A JSON string or null, for values that never need escaping (endpoints, state
-    names, Zeek letters)."""
-    return "null" if value is None else f'"{value}"'
-
-
-def json_line(s: ConnectionSummary) -> str:
-    """One connection as a tcptrace/1 JSON object on one line: client, server, first
-    and last capture time, the `verdict` object as in replay and close, and what each
-    side `sent`. Formatted by hand: json.dumps of the same dict costs four times as
-    much, which is most of a large capture's output time."""
-    conn, v, c, srv = s.conn, s.verdict, s.client, s.server
-    extra = ""
-    if conn.vlan:
-        extra += f',"vlan":[{",".join(map(str, conn.vlan))}]'
-    if conn.roles_guessed:
-        extra += f',"roles_guessed":{json.dumps(conn.roles_guessed)}'
-    return (f'{{"schema":"{SCHEMA}","command":"summary","client":"{conn.client}",'
-            f'"server":"{conn.server}"{extra},"first":{s.first:.6f},"last":{s.last:.6f},'
-            f'"verdict":{{"close":"{v.close}","first_closer":{_j(v.first_closer)},'
-            f'"rst_from":{_j(v.rst_from)},"simultaneous":{"true" if v.simultaneous else "false"},'
-            f'"time_wait":{_j(v.time_wait)},"final":{{"client":"{v.final["client"]}",'
-            f'"server":"{v.final["server"]}"}},"conn_state":"{v.conn_state}",'
-            f'"history":"{v.history}"}},'
-            f'"sent":{{"client":{{"packets":{c.packets},"bytes":{c.bytes},'
-            f'"retransmissions":{c.retransmissions},"zero_windows":{c.zero_windows}}},'
-            f'"server":{{"packets":{srv.packets},"bytes":{srv.bytes},'
-            f'"retransmissions":{srv.retransmissions},"zero_windows":{srv.zero_windows}}}}}}}')
 
 
 class CsvWriter:

@@ -21,7 +21,8 @@ from tcptrace.replay import Listing
 BIG_FILE = 20 << 20
 SLOW = 0.5
 
-_CLOSE = {"fin": "FIN", "refused": "refused", "half-open": "half-open", "open": "open"}
+_CLOSE = {"fin": "FIN", "refused": "refused", "half-closed": "half-closed",
+          "unanswered": "unanswered SYN", "open": "open"}
 
 
 def close_text(verdict: Verdict) -> str:
@@ -54,7 +55,7 @@ def connections_table(listing: Listing) -> Table:
     for row in listing.rows:
         v = row.verdict
         guessed = "*" if row.conn.roles_guessed else ""
-        cells = [str(row.index), row.conn.client + guessed, row.conn.server + guessed]
+        cells = [str(row.index), row.client + guessed, row.server + guessed]
         if vlans:
             cells.append(".".join(map(str, row.conn.vlan)) or "-")
         cells += [f"{row.packets:,}", close_text(v), v.first_closer or "-"]
@@ -63,12 +64,50 @@ def connections_table(listing: Listing) -> Table:
     return table
 
 
+# Beyond this many rows the table is written as plain aligned text: rich lays out a
+# table cell by cell (about a second per thousand rows), and nobody reads colours in a
+# hundred thousand lines.
+PLAIN_ROWS = 2000
+
+
+def _cells(listing: Listing) -> tuple[list[str], list[list[str]]]:
+    """The table's header and rows as plain strings, for the big-listing path."""
+    vlans = any(row.conn.vlan for row in listing.rows)
+    header = ["stream", "client", "server"] + (["vlan"] if vlans else []) + [
+        "segs", "how it closed", "first closer", "client final", "server final",
+        "conn_state"]
+    rows = []
+    for row in listing.rows:
+        v, guessed = row.verdict, "*" if row.conn.roles_guessed else ""
+        cells = [str(row.index), row.client + guessed, row.server + guessed]
+        if vlans:
+            cells.append(".".join(map(str, row.conn.vlan)) or "-")
+        cells += [f"{row.packets:,}", close_text(v), v.first_closer or "-",
+                  v.final["client"], v.final["server"], v.conn_state]
+        rows.append(cells)
+    return header, rows
+
+
+def write_plain_table(out, listing: Listing) -> None:
+    """The connections table as aligned plain text, one write per row."""
+    header, rows = _cells(listing)
+    widths = [max(map(len, column)) for column in zip(header, *rows)]
+    right = {0, header.index("segs")}
+    fmt = "  ".join(f"{{:{'>' if i in right else '<'}{w}}}" for i, w in enumerate(widths))
+    out.write(fmt.format(*header).rstrip() + "\n")
+    out.writelines(fmt.format(*cells).rstrip() + "\n" for cells in rows)
+
+
 def render_listing(console: Console, listing: Listing) -> None:
     n = len(listing.rows)
     console.print(Text.assemble(("tcptrace replay ", "bold"), (listing.path, "bold cyan"),
                                 f"   {n:,} TCP connections"))
     console.print()
-    console.print(connections_table(listing))
+    if n > PLAIN_ROWS:
+        console.file.flush()
+        write_plain_table(console.file, listing)
+    else:
+        console.print(connections_table(listing))
     console.print()
     if any(row.conn.roles_guessed for row in listing.rows):
         console.print("* no SYN seen: which side is the client is a guess "

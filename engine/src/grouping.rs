@@ -1,0 +1,621 @@
+//! Which connection a segment belongs to, who the client is, and when a connection is
+//! done with: the one grouping that `replay`, `summary` and every other command share.
+//!
+//! **Keys.** A connection is keyed on its VLAN stack and its two (address, port)
+//! endpoints, not on hosts, so 127.0.0.1:a ↔ 127.0.0.1:b is one connection and its
+//! halves stay together. Each connection is found under the key of each direction it
+//! has been seen in: (VLAN stack, sender, receiver).
+//!
+//! **VLAN rule.** Copies of one conversation on different VLAN stacks are different
+//! connections (a mirror port seeing the same traffic untagged, tagged and double
+//! tagged), except that a segment on a new VLAN stack joins an existing connection when
+//! it is that connection's reverse direction and the connection has no reverse traffic
+//! yet: routers often carry the two directions of a session on different VLANs. A
+//! connection's `vlan` is the stack of its first segment.
+//!
+//! **Port reuse.** A SYN (no ACK) on a known 4-tuple starts a new connection when the
+//! old one ended (both FINs, or an RST) or the SYN's sender had already sent its FIN (a
+//! socket that closed cannot open again), and its initial sequence number is fresh
+//! (Linux retransmits a SYN with the same one).
+//!
+//! **Roles.** The client is the sender of the first SYN; failing that, the receiver of
+//! the first SYN+ACK; failing both, a guess from the ports (servers listen on the lower,
+//! well-known or registered port). Until a SYN settles the roles, a connection runs two
+//! observers, one per possible client, and the roles pick one at the end: one pass even
+//! when the SYN turns up late.
+//!
+//! **Done with.** A connection is handed over (`pop`) when both sides are CLOSED or
+//! TIME-WAIT and none of its segments has been seen for `linger` seconds of capture
+//! time (Linux keeps TIME-WAIT 60 s); when a SYN reuses its 4-tuple; or at the end of
+//! the input. A segment after that starts a new connection. Memory follows the
+//! connections open at once, never the size of the capture.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+
+use crate::observer::{Observer, State, Step};
+use crate::segment::{Endpoint, Segment, ACK, FIN, RST, SYN};
+use crate::verdict::{classify, Verdict};
+
+/// Records between two scans for connections that have lingered long enough.
+pub const HOUSEKEEPING: u64 = 1024;
+
+/// What the scanner keeps of each connection's segments.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Keep {
+    /// Nothing: verdicts and counts only (memory follows the open connections).
+    Nothing,
+    /// The segments of one connection (by stream number), for its ladder.
+    Stream(u64),
+    /// Every connection's segments, handed over with the connection.
+    All,
+}
+
+/// What one side sent, as the observer counts it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub packets: u64,
+    /// Payload bytes, each byte once.
+    pub bytes: u64,
+    pub retransmissions: u64,
+    pub zero_windows: u64,
+}
+
+/// One connection's segments, as the ladder needs them, with the observer's steps.
+#[derive(Clone, Debug)]
+pub struct Detail {
+    pub segments: Vec<Segment>,
+    /// One step per segment, in the same order.
+    pub steps: Vec<Step>,
+    /// Both states before the first segment (client, server).
+    pub initial: (State, State),
+}
+
+/// A connection the scanner is done with.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    /// Order of first appearance, from 0 (tshark's tcp.stream, `--stream N`).
+    pub stream: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub vlan: Vec<u16>,
+    /// Why the roles are a guess, when no SYN or SYN+ACK settled them.
+    pub roles_guessed: Option<String>,
+    /// Capture times of its first and last segment.
+    pub first: f64,
+    pub last: f64,
+    pub packets: u64,
+    pub verdict: Verdict,
+    pub client_sent: Sent,
+    pub server_sent: Sent,
+    /// Segments and steps, when the scanner was asked to keep them.
+    pub detail: Option<Detail>,
+}
+
+/// An endpoint as plain integers: compared and hashed without a byte-wise compare
+/// (IpAddr compares its octets with memcmp), and small, so that the key table's
+/// buckets stay few cache lines: it is probed for every segment.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+struct Packed {
+    ip: [u64; 2],
+    port: u16,
+    /// IPv4 addresses are kept apart from IPv4-mapped IPv6 ones.
+    v6: bool,
+}
+
+impl From<Endpoint> for Packed {
+    fn from(e: Endpoint) -> Self {
+        let (bits, v6) = match e.ip {
+            IpAddr::V4(ip) => (u128::from(u32::from(ip)), false),
+            IpAddr::V6(ip) => (u128::from(ip), true),
+        };
+        Packed {
+            ip: [(bits >> 64) as u64, bits as u64],
+            port: e.port,
+            v6,
+        }
+    }
+}
+
+/// A VLAN stack in one word: its depth in the top 4 bits and up to five 12-bit IDs.
+/// Stacks deeper than five tags (not seen in practice: QinQ is two) fold the rest into
+/// the last ID's bits, so two such stacks that differ only below the fifth tag share a
+/// key.
+fn vlan_word(tags: &[u16]) -> u64 {
+    let mut word = (tags.len().min(15) as u64) << 60;
+    for (i, &id) in tags.iter().enumerate() {
+        let shift = 12 * i.min(4) as u32;
+        word ^= u64::from(id & 0x0FFF).rotate_left(i as u32 / 5) << shift & 0x0FFF_FFFF_FFFF_FFFF;
+    }
+    word
+}
+
+/// The key of one direction of a connection: VLAN stack, sender, receiver.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct Key {
+    src: Packed,
+    dst: Packed,
+    vlan: u64,
+}
+
+/// Both endpoints, lower first, with no VLAN stack: where the VLAN rule looks.
+type Pair = (Packed, Packed);
+
+fn pair(x: Packed, y: Packed) -> Pair {
+    if x <= y {
+        (x, y)
+    } else {
+        (y, x)
+    }
+}
+
+/// FIN seen from a, from b; an RST seen (`Conn::ends`).
+const FIN_A: u8 = 1;
+const FIN_B: u8 = 2;
+const RST_SEEN: u8 = 4;
+
+/// A connection in flight. `a` sent its first segment, to `b`.
+struct Conn {
+    stream: u64,
+    keys: Vec<Key>,
+    vlan: Vec<u16>,
+    a: Endpoint,
+    b: Endpoint,
+    pa: Packed,
+    pb: Packed,
+    /// One observer per possible client (a, b) until a SYN says which.
+    obs_a: Option<Observer>,
+    obs_b: Option<Observer>,
+    first: f64,
+    last: f64,
+    /// The first SYN without ACK: its sequence number, and whether a sent it.
+    syn: Option<(u32, bool)>,
+    /// Whether the first SYN+ACK went to a.
+    synack_to_a: Option<bool>,
+    ends: u8,
+    b_sent: bool,
+    /// Capture time it joined the closing queue; negative while not queued.
+    since: f64,
+    /// Kept segments, each with whether a sent it.
+    kept: Option<Vec<(Segment, bool)>>,
+}
+
+impl Conn {
+    fn finished(&self) -> bool {
+        self.ends & RST_SEEN != 0 || self.ends == FIN_A | FIN_B
+    }
+
+    /// Both sides CLOSED or TIME-WAIT, for every role assignment still open.
+    fn at_rest(&self) -> bool {
+        let done = |s: State| matches!(s, State::Closed | State::TimeWait);
+        [&self.obs_a, &self.obs_b]
+            .into_iter()
+            .flatten()
+            .all(|o| done(o.client.state) && done(o.server.state))
+    }
+
+    /// (client, server, why they are a guess).
+    fn roles(&self) -> (Endpoint, Endpoint, Option<String>) {
+        let syn_from = self
+            .syn
+            .map(|(_, from_a)| if from_a { self.a } else { self.b });
+        let synack_to = self
+            .synack_to_a
+            .map(|to_a| if to_a { self.a } else { self.b });
+        decide_roles(self.a, self.b, syn_from, synack_to)
+    }
+}
+
+/// Whether a SYN (no ACK) starts a new connection on a known 4-tuple (see the module doc).
+pub fn reuses_tuple(finished: bool, sender_sent_fin: bool, seq: u32, syn_seq: Option<u32>) -> bool {
+    (finished || sender_sent_fin) && syn_seq != Some(seq)
+}
+
+/// (client, server, why they are a guess) of the connection between `a` (which sent the
+/// first segment) and `b`.
+pub fn decide_roles(
+    a: Endpoint,
+    b: Endpoint,
+    syn_from: Option<Endpoint>,
+    synack_to: Option<Endpoint>,
+) -> (Endpoint, Endpoint, Option<String>) {
+    let (client, why) = match (syn_from, synack_to) {
+        (Some(c), _) | (None, Some(c)) => (c, None),
+        (None, None) => {
+            // Servers listen on well-known or registered ports, clients get high
+            // ephemeral ones, so the lower port is most likely the server's.
+            let (server, how) = if a.port == b.port {
+                (
+                    b,
+                    "the receiver of the first segment (both ports are equal)",
+                )
+            } else if a.port < b.port {
+                (a, "the lower port")
+            } else {
+                (b, "the lower port")
+            };
+            let why = format!("no SYN seen: guessed server = {server}, {how}");
+            (if server == a { b } else { a }, Some(why))
+        }
+    };
+    (client, if client == a { b } else { a }, why)
+}
+
+/// Groups segments into connections and hands each over once it is done with.
+pub struct Scanner {
+    linger: f64,
+    keep: Keep,
+    slots: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    by_key: FxHashMap<Key, (usize, bool)>,
+    by_pair: FxHashMap<Pair, Vec<usize>>,
+    /// (since, slot, stream): connections at rest, oldest first. An entry whose
+    /// connection is gone or whose `since` changed is stale.
+    closing: VecDeque<(f64, usize, u64)>,
+    out: VecDeque<Finished>,
+    records: u64,
+    /// Connections started so far (the next stream number).
+    pub connections: u64,
+    pub segments: u64,
+    open: u64,
+    pub peak_open: u64,
+}
+
+impl Scanner {
+    pub fn new(linger: f64, keep: Keep) -> Self {
+        Self {
+            linger,
+            keep,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_key: FxHashMap::default(),
+            by_pair: FxHashMap::default(),
+            closing: VecDeque::new(),
+            out: VecDeque::new(),
+            records: 0,
+            connections: 0,
+            segments: 0,
+            open: 0,
+            peak_open: 0,
+        }
+    }
+
+    /// A connection done with, in the order they were done with.
+    pub fn pop(&mut self) -> Option<Finished> {
+        self.out.pop_front()
+    }
+
+    /// Call once per capture record (TCP or not), before its segment if it has one:
+    /// every HOUSEKEEPING records, connections that lingered long enough are handed over.
+    pub fn record(&mut self, ts: f64) {
+        self.records += 1;
+        if self.records % HOUSEKEEPING == 0 {
+            self.housekeeping(ts);
+        }
+    }
+
+    /// One segment, in capture order.
+    pub fn add(&mut self, seg: Segment) {
+        self.segments += 1;
+        let ts = seg.t;
+        let key = Key {
+            src: seg.src.into(),
+            dst: seg.dst.into(),
+            vlan: vlan_word(&seg.vlan),
+        };
+        let mut entry = self.by_key.get(&key).copied();
+        if let Some((slot, _)) = entry {
+            let conn = self.conn(slot);
+            if conn.since >= 0.0 && conn.last <= ts - self.linger && self.expire(slot) {
+                entry = None; // done with before this segment came
+            }
+        }
+        let flags = seg.flags;
+        let (slot, from_a) = match entry {
+            Some(e) if flags & (SYN | FIN | RST) == 0 => e,
+            _ => self.special(key, entry, &seg),
+        };
+        let keep = self.keep;
+        let conn = self.conn_mut(slot);
+        conn.last = ts;
+        if !from_a {
+            conn.b_sent = true;
+        }
+        if let Some(o) = conn.obs_a.as_mut() {
+            o.feed(from_a, &seg, false);
+        }
+        if let Some(o) = conn.obs_b.as_mut() {
+            o.feed(!from_a, &seg, false);
+        }
+        if let Some(kept) = conn.kept.as_mut() {
+            kept.push((seg, from_a));
+        } else if keep == Keep::All {
+            conn.kept = Some(vec![(seg, from_a)]);
+        }
+        if conn.ends != 0 && conn.since < 0.0 && conn.at_rest() {
+            conn.since = ts;
+            let stream = conn.stream;
+            self.closing.push_back((ts, slot, stream));
+        }
+    }
+
+    /// End of the input: every connection still held, in order of first appearance.
+    pub fn finish(&mut self) {
+        let mut left: Vec<(u64, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (c.stream, i)))
+            .collect();
+        left.sort_unstable();
+        for (_, slot) in left {
+            self.retire(slot);
+        }
+    }
+
+    fn conn(&self, slot: usize) -> &Conn {
+        self.slots[slot]
+            .as_ref()
+            .expect("a key names a live connection")
+    }
+
+    fn conn_mut(&mut self, slot: usize) -> &mut Conn {
+        self.slots[slot]
+            .as_mut()
+            .expect("a key names a live connection")
+    }
+
+    /// The grouping and role facts of a segment that is new or carries SYN, FIN or RST.
+    fn special(
+        &mut self,
+        key: Key,
+        mut entry: Option<(usize, bool)>,
+        seg: &Segment,
+    ) -> (usize, bool) {
+        let flags = seg.flags;
+        if let Some((slot, from_a)) = entry {
+            if flags & (SYN | ACK) == SYN {
+                let conn = self.conn(slot);
+                let sent_fin = conn.ends & if from_a { FIN_A } else { FIN_B } != 0;
+                if reuses_tuple(conn.finished(), sent_fin, seg.seq, conn.syn.map(|s| s.0)) {
+                    self.retire(slot);
+                    entry = None;
+                }
+            }
+        }
+        let (slot, from_a) = match entry {
+            Some(e) => e,
+            None => match self.join(&key) {
+                Some(e) => e,
+                None => self.open(key, seg),
+            },
+        };
+        let conn = self.conn_mut(slot);
+        if flags & FIN != 0 {
+            conn.ends |= if from_a { FIN_A } else { FIN_B };
+        }
+        if flags & RST != 0 {
+            conn.ends |= RST_SEEN;
+        }
+        if flags & SYN != 0 {
+            if flags & ACK == 0 {
+                if conn.syn.is_none() {
+                    // The first SYN: roles settled, the other observer is not needed.
+                    conn.syn = Some((seg.seq, from_a));
+                    if from_a {
+                        conn.obs_b = None;
+                    } else if conn.obs_b.is_some() {
+                        conn.obs_a = None;
+                    }
+                }
+            } else if conn.synack_to_a.is_none() {
+                conn.synack_to_a = Some(!from_a);
+            }
+        }
+        (slot, from_a)
+    }
+
+    fn open(&mut self, key: Key, seg: &Segment) -> (usize, bool) {
+        let (a, b) = (seg.src, seg.dst);
+        let (pa, pb) = (key.src, key.dst);
+        let client_known = seg.flags & (SYN | ACK) == SYN || pa == pb;
+        let kept = match self.keep {
+            Keep::Stream(n) if n == self.connections => Some(Vec::new()),
+            _ => None,
+        };
+        let conn = Conn {
+            stream: self.connections,
+            keys: vec![key],
+            vlan: seg.vlan.clone(),
+            a,
+            b,
+            pa,
+            pb,
+            obs_a: Some(Observer::new()),
+            obs_b: if client_known {
+                None
+            } else {
+                Some(Observer::new())
+            },
+            first: seg.t,
+            last: seg.t,
+            syn: None,
+            synack_to_a: None,
+            ends: 0,
+            b_sent: false,
+            since: -1.0,
+            kept,
+        };
+        self.connections += 1;
+        self.open += 1;
+        self.peak_open = self.peak_open.max(self.open);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(conn);
+                slot
+            }
+            None => {
+                self.slots.push(Some(conn));
+                self.slots.len() - 1
+            }
+        };
+        if pa != pb {
+            // Both ends one endpoint: every segment is a's, one key is enough.
+            let back = Key {
+                src: pb,
+                dst: pa,
+                vlan: key.vlan,
+            };
+            self.conn_mut(slot).keys.push(back);
+            self.by_key.insert(back, (slot, false));
+        }
+        self.by_key.insert(key, (slot, true));
+        self.by_pair.entry(pair(pa, pb)).or_default().push(slot);
+        (slot, true)
+    }
+
+    /// VLAN rule: a segment on a new VLAN stack joins the connection whose reverse
+    /// direction it is, when that direction has sent nothing yet.
+    fn join(&mut self, key: &Key) -> Option<(usize, bool)> {
+        let candidates = self.by_pair.get(&pair(key.src, key.dst))?;
+        let slot = candidates.iter().copied().find(|&slot| {
+            let c = self.conn(slot);
+            key.src == c.pb && key.dst == c.pa && c.pa != c.pb && !c.b_sent
+        })?;
+        let back = Key {
+            src: key.dst,
+            dst: key.src,
+            vlan: key.vlan,
+        };
+        let conn = self.conn_mut(slot);
+        conn.keys.push(*key);
+        conn.keys.push(back);
+        self.by_key.insert(back, (slot, true));
+        self.by_key.insert(*key, (slot, false));
+        Some((slot, false))
+    }
+
+    /// Summarise the connections that have been at rest for `linger` seconds.
+    fn housekeeping(&mut self, now: f64) {
+        let cutoff = now - self.linger;
+        while let Some(&(since, slot, stream)) = self.closing.front() {
+            let current = self.slots[slot]
+                .as_ref()
+                .filter(|c| c.stream == stream && c.since == since);
+            let Some(conn) = current else {
+                self.closing.pop_front(); // stale
+                continue;
+            };
+            if since > cutoff {
+                return;
+            }
+            self.closing.pop_front();
+            if conn.last > cutoff {
+                // Still getting segments: look again later.
+                let last = conn.last;
+                self.conn_mut(slot).since = last;
+                self.closing.push_back((last, slot, stream));
+            } else {
+                self.expire(slot);
+            }
+        }
+    }
+
+    /// A connection of the closing set, silent for `linger` seconds: handed over unless it
+    /// came back to life (a SYN again after a refusal). True when it was handed over.
+    fn expire(&mut self, slot: usize) -> bool {
+        if self.conn(slot).at_rest() {
+            self.retire(slot);
+            return true;
+        }
+        self.conn_mut(slot).since = -1.0; // out of the queue until it is at rest again
+        false
+    }
+
+    fn retire(&mut self, slot: usize) {
+        let conn = self.slots[slot].take().expect("retiring a live connection");
+        self.free.push(slot);
+        for key in &conn.keys {
+            self.by_key.remove(key);
+        }
+        let p = pair(conn.pa, conn.pb);
+        if let Some(list) = self.by_pair.get_mut(&p) {
+            list.retain(|&s| s != slot);
+            if list.is_empty() {
+                self.by_pair.remove(&p);
+            }
+        }
+        self.open -= 1;
+        self.out.push_back(finish(conn));
+    }
+}
+
+/// The roles as decided now, the verdict of that role's observer, and the ladder's steps
+/// when the segments were kept.
+fn finish(conn: Conn) -> Finished {
+    let (client, server, roles_guessed) = conn.roles();
+    let client_is_a = client == conn.a;
+    let Conn {
+        obs_a, obs_b, kept, ..
+    } = conn;
+    let obs = match (client_is_a, obs_a, obs_b) {
+        (true, Some(o), _) | (false, _, Some(o)) => o,
+        (_, Some(o), None) | (_, None, Some(o)) => o,
+        (_, None, None) => Observer::new(),
+    };
+    let sent = |s: &crate::observer::Side| Sent {
+        packets: s.packets,
+        bytes: s.bytes,
+        retransmissions: s.retransmissions,
+        zero_windows: s.zero_windows,
+    };
+    let detail = kept.map(|kept| {
+        let mut observer = Observer::new();
+        let mut segments = Vec::with_capacity(kept.len());
+        for (seg, from_a) in kept {
+            observer.feed(from_a == client_is_a, &seg, true);
+            segments.push(seg);
+        }
+        let initial = observer.initial;
+        Detail {
+            segments,
+            steps: observer.into_steps(),
+            initial,
+        }
+    });
+    Finished {
+        stream: conn.stream,
+        client,
+        server,
+        vlan: conn.vlan,
+        roles_guessed,
+        first: conn.first,
+        last: conn.last,
+        packets: obs.packets,
+        verdict: classify(&obs),
+        client_sent: sent(&obs.client),
+        server_sent: sent(&obs.server),
+        detail,
+    }
+}
+
+/// One connection whose roles the caller knows (a live run): its steps and verdict.
+pub fn analyse(segments: Vec<Segment>, client: Endpoint) -> (Detail, Verdict) {
+    let mut observer = Observer::new();
+    for seg in &segments {
+        observer.feed(seg.src == client, seg, true);
+    }
+    let verdict = classify(&observer);
+    let initial = observer.initial;
+    let steps = observer.into_steps();
+    (
+        Detail {
+            segments,
+            steps,
+            initial,
+        },
+        verdict,
+    )
+}

@@ -1,0 +1,469 @@
+//! The PyO3 face of the engine: `tcptrace._engine`, used only by `tcptrace/engine.py`.
+//!
+//! Three entry points, one per way tcptrace meets a capture:
+//! - `Scan(path, linger, keep)`: a capture file (or `-` for standard input) read once,
+//!   front to back, handing over connections in batches as they are done with;
+//! - `decode_frames(frames, linktype)`: the segments among live frames;
+//! - `analyse_frames(frames, linktype, client_ip, client_port)`: a live connection
+//!   whose roles the caller knows, with the ladder's steps and the verdict.
+//!
+//! Values cross as plain tuples and strings; `engine.py` names them.
+
+use std::net::IpAddr;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::decode::decode_segment;
+use crate::grouping::{analyse, Detail, Finished, Keep, Sent};
+use crate::observer::{Step, TAG_NAMES};
+use crate::reader::{open, Source};
+use crate::scan;
+use crate::segment::{ip_text, Endpoint, Segment};
+use crate::verdict::Verdict;
+
+create_exception!(
+    _engine,
+    CaptureError,
+    PyException,
+    "A capture that cannot be read at all."
+);
+
+/// A capture read once, front to back (see the module doc).
+#[pyclass(unsendable, module = "tcptrace._engine")]
+struct Scan {
+    inner: scan::Scan<Source>,
+}
+
+#[pymethods]
+impl Scan {
+    /// `keep`: None (verdicts only), a stream number (that connection's segments and
+    /// steps), or -1 (every connection's).
+    #[new]
+    #[pyo3(signature = (path, linger, keep=None))]
+    fn new(path: &str, linger: f64, keep: Option<i64>) -> PyResult<Self> {
+        let reader = open(path).map_err(CaptureError::new_err)?;
+        let keep = match keep {
+            None => Keep::Nothing,
+            Some(n) if n < 0 => Keep::All,
+            Some(n) => Keep::Stream(n as u64),
+        };
+        Ok(Self {
+            inner: scan::Scan::new(reader, linger, keep),
+        })
+    }
+
+    /// Up to `n` connections done with (fewer only at the end of the input).
+    fn next_batch(&mut self, py: Python<'_>, n: usize) -> Vec<Connection> {
+        let inner = &mut self.inner;
+        py.detach(|| {
+            let mut out = Vec::with_capacity(n.min(4096));
+            while out.len() < n {
+                match inner.next_finished() {
+                    Some(done) => out.push(Connection { done }),
+                    None => break,
+                }
+            }
+            out
+        })
+    }
+
+    /// Up to `n` connections done with, as `tcptrace/1` summary JSON lines joined in
+    /// one string (each ending in a newline), and how many: `summary --json` hands the
+    /// text straight to stdout, with no Python object per connection.
+    fn next_json_lines(&mut self, py: Python<'_>, n: usize) -> (String, usize) {
+        let inner = &mut self.inner;
+        py.detach(|| {
+            let mut text = String::new();
+            let mut count = 0;
+            while count < n {
+                let Some(done) = inner.next_finished() else {
+                    break;
+                };
+                text.push_str(&crate::jsonline::summary_line(&done));
+                text.push('\n');
+                count += 1;
+            }
+            (text, count)
+        })
+    }
+
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.inner.warnings().to_vec()
+    }
+    #[getter]
+    fn bytes_read(&self) -> u64 {
+        self.inner.bytes_read()
+    }
+    #[getter]
+    fn records(&self) -> u64 {
+        self.inner.records
+    }
+    #[getter]
+    fn segments(&self) -> u64 {
+        self.inner.segments()
+    }
+    #[getter]
+    fn connections(&self) -> u64 {
+        self.inner.connections()
+    }
+    #[getter]
+    fn peak_open(&self) -> u64 {
+        self.inner.peak_open()
+    }
+}
+
+/// One connection the engine is done with.
+#[pyclass(frozen, module = "tcptrace._engine")]
+struct Connection {
+    done: Finished,
+}
+
+#[pymethods]
+impl Connection {
+    #[getter]
+    fn stream(&self) -> u64 {
+        self.done.stream
+    }
+    #[getter]
+    fn client(&self) -> (String, u16) {
+        endpoint(self.done.client)
+    }
+    #[getter]
+    fn server(&self) -> (String, u16) {
+        endpoint(self.done.server)
+    }
+    #[getter]
+    fn vlan(&self) -> Vec<u16> {
+        self.done.vlan.clone()
+    }
+    #[getter]
+    fn roles_guessed(&self) -> Option<String> {
+        self.done.roles_guessed.clone()
+    }
+    #[getter]
+    fn first(&self) -> f64 {
+        self.done.first
+    }
+    #[getter]
+    fn last(&self) -> f64 {
+        self.done.last
+    }
+    #[getter]
+    fn packets(&self) -> u64 {
+        self.done.packets
+    }
+    /// (close, first_closer, rst_from, simultaneous, time_wait, client final state,
+    /// server final state, conn_state, history).
+    #[getter]
+    fn verdict(&self) -> VerdictTuple {
+        verdict_tuple(&self.done.verdict)
+    }
+    /// (packets, bytes, retransmissions, zero_windows) of each side.
+    #[getter]
+    fn client_sent(&self) -> (u64, u64, u64, u64) {
+        sent(self.done.client_sent)
+    }
+    #[getter]
+    fn server_sent(&self) -> (u64, u64, u64, u64) {
+        sent(self.done.server_sent)
+    }
+    /// Everything but the detail in one tuple (one call per connection, for listings
+    /// of a hundred thousand): (stream, client, server, vlan, roles_guessed, first,
+    /// last, packets, verdict, client_sent, server_sent).
+    fn fields(&self) -> Fields {
+        let d = &self.done;
+        (
+            d.stream,
+            (ip_text(d.client.ip), d.client.port, d.client.to_string()),
+            (ip_text(d.server.ip), d.server.port, d.server.to_string()),
+            d.vlan.clone(),
+            d.roles_guessed.clone(),
+            d.first,
+            d.last,
+            d.packets,
+            verdict_tuple(&d.verdict),
+            sent(d.client_sent),
+            sent(d.server_sent),
+        )
+    }
+    /// (segments, steps, initial states) when the scan kept this connection; else None.
+    fn detail(&self) -> Option<DetailTuple> {
+        self.done.detail.as_ref().map(detail_tuple)
+    }
+    /// The `tcptrace/1` summary record as one JSON line (no newline).
+    fn json_line(&self) -> String {
+        crate::jsonline::summary_line(&self.done)
+    }
+}
+
+/// (t, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame),
+/// comments): PyO3 converts tuples of at most 12.
+type SegmentTuple = (
+    f64,
+    String,
+    u16,
+    String,
+    u16,
+    u8,
+    u32,
+    u32,
+    u32,
+    u16,
+    (Option<u8>, Option<u16>, Vec<u16>, u64),
+    Vec<String>,
+);
+type StepTuple = (
+    f64,
+    &'static str,
+    u8,
+    i64,
+    i64,
+    u32,
+    i64,
+    &'static str,
+    &'static str,
+    u16,
+    i64,
+    f64,
+);
+type DetailTuple = (
+    Vec<SegmentTuple>,
+    Vec<StepTuple>,
+    (&'static str, &'static str),
+);
+type VerdictTuple = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    bool,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    &'static str,
+    String,
+);
+
+type Fields = (
+    u64,
+    (String, u16, String),
+    (String, u16, String),
+    Vec<u16>,
+    Option<String>,
+    f64,
+    f64,
+    u64,
+    VerdictTuple,
+    (u64, u64, u64, u64),
+    (u64, u64, u64, u64),
+);
+
+fn endpoint(e: Endpoint) -> (String, u16) {
+    (ip_text(e.ip), e.port)
+}
+
+fn sent(s: Sent) -> (u64, u64, u64, u64) {
+    (s.packets, s.bytes, s.retransmissions, s.zero_windows)
+}
+
+fn verdict_tuple(v: &Verdict) -> VerdictTuple {
+    (
+        v.close.name(),
+        v.first_closer.map(|r| r.name()),
+        v.rst_from,
+        v.simultaneous,
+        v.time_wait,
+        v.final_client.name(),
+        v.final_server.name(),
+        v.conn_state,
+        v.history.clone(),
+    )
+}
+
+fn segment_tuple(s: &Segment) -> SegmentTuple {
+    (
+        s.t,
+        ip_text(s.src.ip),
+        s.src.port,
+        ip_text(s.dst.ip),
+        s.dst.port,
+        s.flags,
+        s.seq,
+        s.ack,
+        s.length,
+        s.win,
+        (s.wscale, s.mss, s.vlan.clone(), s.frame),
+        s.comments.clone(),
+    )
+}
+
+fn step_tuple(s: &Step) -> StepTuple {
+    (
+        s.t,
+        s.sender.name(),
+        s.flags,
+        s.seq,
+        s.ack,
+        s.length,
+        s.win,
+        s.client_state.name(),
+        s.server_state.name(),
+        s.tags,
+        s.acked,
+        s.delay,
+    )
+}
+
+fn detail_tuple(d: &Detail) -> DetailTuple {
+    (
+        d.segments.iter().map(segment_tuple).collect(),
+        d.steps.iter().map(step_tuple).collect(),
+        (d.initial.0.name(), d.initial.1.name()),
+    )
+}
+
+/// Live frames (timestamp, bytes) → segments, numbered from 1 as a file would number them.
+fn decode_all(frames: &[(f64, Vec<u8>)], linktype: u32) -> Vec<Segment> {
+    frames
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (ts, data))| {
+            let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            decode_segment(linktype, data, len, *ts, i as u64 + 1, Vec::new())
+        })
+        .collect()
+}
+
+fn frames_of(frames: &[(f64, Bound<'_, PyBytes>)]) -> Vec<(f64, Vec<u8>)> {
+    frames
+        .iter()
+        .map(|(t, b)| (*t, b.as_bytes().to_vec()))
+        .collect()
+}
+
+/// The TCP segments among live frames, as tuples.
+#[pyfunction]
+#[pyo3(signature = (frames, linktype=1))]
+fn decode_frames(frames: Vec<(f64, Bound<'_, PyBytes>)>, linktype: u32) -> Vec<SegmentTuple> {
+    decode_all(&frames_of(&frames), linktype)
+        .iter()
+        .map(segment_tuple)
+        .collect()
+}
+
+/// A live connection whose client the caller knows: (segments, steps, initial, verdict).
+#[pyfunction]
+#[pyo3(signature = (frames, client_ip, client_port, linktype=1))]
+fn analyse_frames(
+    frames: Vec<(f64, Bound<'_, PyBytes>)>,
+    client_ip: &str,
+    client_port: u16,
+    linktype: u32,
+) -> PyResult<(DetailTuple, VerdictTuple)> {
+    let ip: IpAddr = client_ip
+        .parse()
+        .map_err(|_| CaptureError::new_err(format!("not an IP address: {client_ip}")))?;
+    let segments = decode_all(&frames_of(&frames), linktype);
+    let (detail, verdict) = analyse(
+        segments,
+        Endpoint {
+            ip,
+            port: client_port,
+        },
+    );
+    Ok((detail_tuple(&detail), verdict_tuple(&verdict)))
+}
+
+/// A model.Segment (any object with its attributes) as the engine's Segment.
+fn segment_from(obj: &Bound<'_, PyAny>) -> PyResult<Segment> {
+    let addr = |name: &str| -> PyResult<IpAddr> {
+        let text: String = obj.getattr(name)?.extract()?;
+        text.parse()
+            .map_err(|_| CaptureError::new_err(format!("not an IP address: {text}")))
+    };
+    let vlan: Vec<u16> = obj.getattr("vlan")?.extract()?;
+    let comments: Vec<String> = obj.getattr("comments")?.extract()?;
+    Ok(Segment {
+        t: obj.getattr("t")?.extract()?,
+        src: Endpoint {
+            ip: addr("src")?,
+            port: obj.getattr("sport")?.extract()?,
+        },
+        dst: Endpoint {
+            ip: addr("dst")?,
+            port: obj.getattr("dport")?.extract()?,
+        },
+        flags: obj.getattr("flags")?.extract()?,
+        seq: obj.getattr("seq")?.extract()?,
+        ack: obj.getattr("ack")?.extract()?,
+        length: obj.getattr("length")?.extract()?,
+        win: obj.getattr("win")?.extract()?,
+        wscale: obj.getattr("wscale")?.extract()?,
+        mss: obj.getattr("mss")?.extract()?,
+        vlan,
+        frame: obj.getattr("frame")?.extract()?,
+        comments,
+    })
+}
+
+fn segments_from(objs: &[Bound<'_, PyAny>]) -> PyResult<Vec<Segment>> {
+    objs.iter().map(segment_from).collect()
+}
+
+/// Segments already decoded (model.Segment objects), one connection whose client the
+/// caller knows: (segments, steps, initial, verdict), as analyse_frames.
+#[pyfunction]
+fn analyse_segments(
+    segments: Vec<Bound<'_, PyAny>>,
+    client_ip: &str,
+    client_port: u16,
+) -> PyResult<(DetailTuple, VerdictTuple)> {
+    let ip: IpAddr = client_ip
+        .parse()
+        .map_err(|_| CaptureError::new_err(format!("not an IP address: {client_ip}")))?;
+    let (detail, verdict) = analyse(
+        segments_from(&segments)?,
+        Endpoint {
+            ip,
+            port: client_port,
+        },
+    );
+    Ok((detail_tuple(&detail), verdict_tuple(&verdict)))
+}
+
+/// Segments already decoded, grouped into connections as a capture's would be: every
+/// connection in the order it was done with, each with its segments and steps.
+#[pyfunction]
+fn scan_segments(segments: Vec<Bound<'_, PyAny>>, linger: f64) -> PyResult<Vec<Connection>> {
+    let mut scanner = crate::grouping::Scanner::new(linger, Keep::All);
+    let mut out = Vec::new();
+    for seg in segments_from(&segments)? {
+        scanner.record(seg.t);
+        scanner.add(seg);
+        while let Some(done) = scanner.pop() {
+            out.push(Connection { done });
+        }
+    }
+    scanner.finish();
+    while let Some(done) = scanner.pop() {
+        out.push(Connection { done });
+    }
+    Ok(out)
+}
+
+#[pymodule]
+fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Scan>()?;
+    m.add_class::<Connection>()?;
+    m.add_function(wrap_pyfunction!(decode_frames, m)?)?;
+    m.add_function(wrap_pyfunction!(analyse_frames, m)?)?;
+    m.add_function(wrap_pyfunction!(analyse_segments, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_segments, m)?)?;
+    m.add("CaptureError", m.py().get_type::<CaptureError>())?;
+    m.add("TAG_NAMES", TAG_NAMES.to_vec())?;
+    m.add("HOUSEKEEPING", crate::grouping::HOUSEKEEPING)?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! One pass over a capture: records from the reader, segments from the decoder,
+//! connections from the scanner, handed over as each is done with.
+//!
+//! The pass is pulled, not pushed: `next_finished` reads only as far as it must to hand
+//! over the next connection, so a caller streams a capture of any size (or a pipe) in
+//! flat memory and can show progress as it goes.
+
+use std::io::Read;
+
+use crate::decode::decode_segment;
+use crate::grouping::{Finished, Keep, Scanner};
+use crate::reader::CaptureReader;
+
+pub struct Scan<R: Read> {
+    reader: CaptureReader<R>,
+    scanner: Scanner,
+    ended: bool,
+    /// Records read so far, TCP or not.
+    pub records: u64,
+}
+
+impl<R: Read> Scan<R> {
+    pub fn new(reader: CaptureReader<R>, linger: f64, keep: Keep) -> Self {
+        Self {
+            reader,
+            scanner: Scanner::new(linger, keep),
+            ended: false,
+            records: 0,
+        }
+    }
+
+    /// The next connection done with, reading on as needed; None once the input is
+    /// exhausted and every connection handed over.
+    pub fn next_finished(&mut self) -> Option<Finished> {
+        loop {
+            if let Some(done) = self.scanner.pop() {
+                return Some(done);
+            }
+            if self.ended {
+                return None;
+            }
+            self.step();
+        }
+    }
+
+    /// Read one record (or notice the end of the input).
+    fn step(&mut self) {
+        let Some(rec) = self.reader.next_record() else {
+            self.ended = true;
+            self.scanner.finish();
+            return;
+        };
+        self.records += 1;
+        self.scanner.record(rec.ts);
+        let comments = rec.comments;
+        if let Some(seg) = decode_segment(
+            rec.linktype,
+            rec.data,
+            rec.orig_len,
+            rec.ts,
+            rec.index,
+            comments,
+        ) {
+            self.scanner.add(seg);
+        }
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        self.reader.warnings()
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.bytes_read()
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.scanner.connections
+    }
+
+    pub fn segments(&self) -> u64 {
+        self.scanner.segments
+    }
+
+    pub fn peak_open(&self) -> u64 {
+        self.scanner.peak_open
+    }
+
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+}

@@ -1,0 +1,275 @@
+"""The engine's Python face: the one way every command reaches `tcptrace._engine`.
+
+The engine (Rust, `engine/`) reads captures, decodes segments, groups connections,
+runs the RFC 9293 observer for both endpoints with Zeek's tracker beside it, and
+decides each connection's verdict. This module only names what it hands back, as the
+plain data of `model.py`, and turns its errors into `TcptraceError`:
+
+- `Scan`: a capture file (or `-`, standard input, or a FIFO) read once, front to
+  back; iterate it for `ConnectionSummary`s in the order connections are done with.
+- `analyse_frames`: a live connection's frames, with its client known, as ladder steps
+  and a verdict (`close`); `decode_frames`: the segments among live frames
+  (`backpressure`).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterator, NamedTuple, Sequence
+
+from tcptrace import _engine
+from tcptrace.errors import TcptraceError
+from tcptrace.model import Connection, Segment, Verdict
+
+# Capture time after which a connection whose sides are both CLOSED or TIME-WAIT is
+# done with (Linux keeps TIME-WAIT 60 s); a later segment starts a new connection.
+LINGER = 60.0
+BATCH = 1024            # connections handed over per call into the engine
+
+# Tag bits of Step.tags, in the engine's order (observer.rs).
+TAG_NAMES: tuple[str, ...] = tuple(_engine.TAG_NAMES)
+_TAG = {name: 1 << i for i, name in enumerate(TAG_NAMES)}
+MID_CONNECTION = _TAG["mid-connection"]
+RETRANSMISSION = _TAG["retransmission"]
+OUT_OF_ORDER = _TAG["out-of-order"]
+DUP_ACK = _TAG["duplicate-ack"]
+ZERO_WINDOW = _TAG["zero-window"]
+WINDOW_UPDATE = _TAG["window-update"]
+WINDOW_FULL = _TAG["window-full"]
+WINDOW_PROBE = _TAG["window-probe"]
+KEEP_ALIVE = _TAG["keep-alive"]
+ACK_OF_FIN = _TAG["ack-of-fin"]
+DELAYED_ACK = _TAG["delayed-ack"]
+SIMULTANEOUS = _TAG["simultaneous-close"]
+OUT_OF_WINDOW = _TAG["out-of-window"]
+AFTER_CLOSE = _TAG["after-close"]
+
+# Called now and then while a file is read, with (bytes read, file size or 0).
+Progress = Callable[[int, int], None]
+
+
+def tag_names(tags: int) -> list[str]:
+    return [name for i, name in enumerate(TAG_NAMES) if tags >> i & 1]
+
+
+@dataclass(slots=True)
+class Step:
+    """One segment as the observer saw it: relative numbers (seq to the sender's ISN,
+    ack to the receiver's), window in bytes (scaled once both SYNs are seen), both
+    states after the segment, tag bits, sequence space newly acknowledged, and for a
+    delayed ACK the seconds since the data arrived."""
+
+    t: float
+    sender: str
+    flags: int
+    seq: int
+    ack: int
+    length: int
+    win: int
+    client_state: str
+    server_state: str
+    tags: int
+    acked: int
+    delay: float
+    segment: Segment
+
+
+class Sent(NamedTuple):
+    """What one side sent, as the observer counts it."""
+
+    packets: int
+    bytes: int              # payload, each byte once
+    retransmissions: int
+    zero_windows: int
+
+
+@dataclass(slots=True)
+class ConnectionSummary:
+    """How one connection went: the table row, the summary record, and (when the scan
+    kept them) its segments and the observer's steps."""
+
+    stream: int             # order of first appearance, from 0 (`--stream N`)
+    conn: Connection        # endpoints, roles, VLAN stack; segments only when kept
+    first: float            # capture times of its first and last segment
+    last: float
+    packets: int
+    verdict: Verdict
+    client: Sent
+    server: Sent
+    steps: list[Step] | None = None
+    initial: tuple[str, str] = ("?", "?")   # both states before the first segment
+    endpoints: tuple[str, str] = ("", "")   # client and server as text (ip:port)
+    raw: object = None      # the engine's record (json_line())
+
+    def json_line(self) -> str:
+        """The `tcptrace/1` summary record, one line (formatted by the engine)."""
+        return self.raw.json_line()
+
+
+def _segment(t: tuple) -> Segment:
+    ts, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame), \
+        comments = t
+    return Segment(ts, src, sport, dst, dport, flags, seq, ack, length, win, wscale, mss,
+                   tuple(vlan), frame, tuple(comments))
+
+
+def verdict_of(v: tuple) -> Verdict:
+    """A Verdict from the engine's verdict tuple."""
+    close, closer, rst_from, simultaneous, time_wait, cfinal, sfinal, conn_state, history = v
+    return Verdict(close, closer, rst_from, simultaneous, time_wait,
+                   {"client": cfinal, "server": sfinal}, conn_state, history)
+
+
+def _steps(segment_tuples: list, step_tuples: list) -> tuple[list[Segment], list[Step]]:
+    segments = [_segment(s) for s in segment_tuples]
+    steps = [Step(*st, seg) for st, seg in zip(step_tuples, segments)]
+    return segments, steps
+
+
+def summary_of(raw) -> ConnectionSummary:
+    """A ConnectionSummary from the engine's record."""
+    (stream, (cip, cport, ctext), (sip, sport, stext), vlan, guessed, first, last, packets,
+     verdict, client, server) = raw.fields()
+    conn = Connection(cip, cport, sip, sport, [], tuple(vlan), guessed)
+    summary = ConnectionSummary(stream, conn, first, last, packets, verdict_of(verdict),
+                                Sent._make(client), Sent._make(server),
+                                endpoints=(ctext, stext), raw=raw)
+    detail = raw.detail()
+    if detail is not None:
+        segment_tuples, step_tuples, initial = detail
+        conn.segments, summary.steps = _steps(segment_tuples, step_tuples)
+        summary.initial = initial
+    return summary
+
+
+class Scan:
+    """A capture read once, front to back: iterate for every connection's summary, in
+    the order connections are done with (see `LINGER`); then `warnings` says where
+    damaged input was skipped or reading stopped.
+
+    keep: None (verdicts and counts only: memory follows the connections open at
+    once), a stream number (that connection's segments and steps), or "all"."""
+
+    def __init__(self, path: str | os.PathLike, linger: float = LINGER,
+                 keep: int | str | None = None, progress: Progress | None = None):
+        self.path = os.fspath(path)
+        self.size = _size(self.path)
+        self.progress = progress
+        keep_arg = -1 if keep == "all" else keep
+        try:
+            self._scan = _engine.Scan(self.path, linger, keep_arg)
+        except _engine.CaptureError as e:
+            raise TcptraceError(str(e)) from None
+
+    def raw(self) -> Iterator:
+        """The engine's own records (cheap: for output formatted by the engine)."""
+        scan, progress = self._scan, self.progress
+        # What callers build from the records makes no reference cycles, so reference
+        # counting frees it all; the cyclic collector would only rescan everything a
+        # listing keeps, again and again as it piles up (a third of a 100,000-connection
+        # listing's time).
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            while True:
+                batch = scan.next_batch(BATCH)
+                if progress is not None:
+                    progress(scan.bytes_read, self.size)
+                yield from batch
+                if len(batch) < BATCH:
+                    return
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def __iter__(self) -> Iterator[ConnectionSummary]:
+        return map(summary_of, self.raw())
+
+    def json_lines(self) -> Iterator[str]:
+        """Every connection's `tcptrace/1` summary line, formatted by the engine, in
+        chunks of many lines (the cheap path for `summary --json`)."""
+        scan, progress = self._scan, self.progress
+        while True:
+            text, count = scan.next_json_lines(BATCH)
+            if progress is not None:
+                progress(scan.bytes_read, self.size)
+            yield text
+            if count < BATCH:
+                return
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._scan.warnings
+
+    @property
+    def connections(self) -> int:
+        return self._scan.connections
+
+    @property
+    def segments(self) -> int:
+        return self._scan.segments
+
+    def require_connections(self) -> None:
+        """A capture with no TCP connection at all is an error, not an empty listing."""
+        if not self.connections:
+            why = f" ({self.warnings[0]})" if self.warnings else ""
+            raise TcptraceError(f"no TCP connections in {_name(self.path)}{why}")
+
+
+def _name(path: str) -> str:
+    return "standard input" if path == "-" else path
+
+
+def _size(path: str) -> int:
+    """The file's size for a progress bar (0: unknown, as for a pipe); says so when a FIFO
+    has no writer yet, since opening it waits for one."""
+    if path == "-":
+        return 0
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0            # the engine says what is wrong with it
+    if stat.S_ISFIFO(st.st_mode):
+        if sys.stderr.isatty():
+            sys.stderr.write(f"tcptrace: waiting for a writer on the FIFO {path}\n")
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def decode_frames(frames: Sequence[tuple[float, bytes]], linktype: int = 1) -> list[Segment]:
+    """The TCP segments among whole captured frames (timestamp, bytes), numbered from 1
+    as a file would number them; a live capture on lo delivers Ethernet frames."""
+    return [_segment(t) for t in _engine.decode_frames(list(frames), linktype)]
+
+
+def analyse_frames(frames: Sequence[tuple[float, bytes]], client: tuple[str, int],
+                   server: tuple[str, int], linktype: int = 1
+                   ) -> tuple[Connection, list[Step], tuple[str, str], Verdict]:
+    """A live connection whose client the caller knows: (the connection with its
+    segments, the observer's steps, both states before the first segment, verdict)."""
+    (segment_tuples, step_tuples, initial), verdict = _engine.analyse_frames(
+        list(frames), client[0], client[1], linktype)
+    segments, steps = _steps(segment_tuples, step_tuples)
+    conn = Connection(client[0], client[1], server[0], server[1], segments)
+    return conn, steps, initial, verdict_of(verdict)
+
+
+def analyse_segments(conn: Connection) -> tuple[list[Step], tuple[str, str], Verdict]:
+    """A connection already decoded (its segments and its client known): the observer's
+    steps, both states before the first segment, and the verdict."""
+    (_, step_tuples, initial), verdict = _engine.analyse_segments(
+        conn.segments, conn.client_ip, conn.client_port)
+    steps = [Step(*st, seg) for st, seg in zip(step_tuples, conn.segments)]
+    return steps, initial, verdict_of(verdict)
+
+
+def group_segments(segments: Sequence[Segment], linger: float = LINGER
+                   ) -> list[ConnectionSummary]:
+    """Decoded segments grouped into connections as a capture's are (keys, VLAN rule,
+    port reuse, roles, lingering), in the order each was done with, each with its
+    segments and steps."""
+    return [summary_of(raw) for raw in _engine.scan_segments(list(segments), linger)]
