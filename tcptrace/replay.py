@@ -14,21 +14,37 @@ import os
 from dataclasses import dataclass
 
 from tcptrace.annotate import relative_views
-from tcptrace.engine import ConnectionSummary, Progress, Scan, summary_of, verdict_of
+from tcptrace.engine import ConnectionSummary, Progress, Scan, summary_of
 from tcptrace.errors import TcptraceError
 from tcptrace.model import Connection, PacketView, Verdict
 
 
-@dataclass
 class ConnectionRow:
-    """One line of the connections table."""
+    """One line of the connections table: its cells as the engine wrote them. The
+    connection and verdict objects are built only when asked for: a listing of a big
+    capture has a hundred thousand rows and shows only their cells."""
 
-    index: int              # 0-based, in order of first appearance (`--stream N`)
-    conn: Connection        # endpoints, VLAN stack, roles; no segments
-    packets: int
-    verdict: Verdict
-    client: str             # the endpoints as text, written once by the engine
-    server: str
+    __slots__ = ("index", "cells", "_raw")
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.index: int = raw.stream    # 0-based, in order of first appearance
+        # (client, server, VLAN stack, segments, how it closed, first closer, client
+        # final, server final, conn_state, roles guessed)
+        self.cells: tuple = raw.cells()
+
+    @property
+    def conn(self) -> Connection:
+        """Endpoints, VLAN stack, roles; no segments."""
+        return summary_of(self._raw).conn
+
+    @property
+    def verdict(self) -> Verdict:
+        return summary_of(self._raw).verdict
+
+    @property
+    def packets(self) -> int:
+        return self._raw.packets
 
 
 @dataclass
@@ -46,13 +62,8 @@ def list_connections(path: str | os.PathLike, keep: int = 0,
     scan = Scan(path, keep=keep, progress=progress)
     rows, kept = [], None
     for raw in scan.raw():
-        # The lean path (one call into the engine per connection): a listing of a big
-        # capture builds a hundred thousand of these.
-        (stream, (cip, cport, client), (sip, sport, server), vlan, guessed, _, _, packets,
-         verdict, _, _) = raw.fields()
-        conn = Connection(cip, cport, sip, sport, [], tuple(vlan), guessed)
-        rows.append(ConnectionRow(stream, conn, packets, verdict_of(verdict), client, server))
-        if stream == keep:
+        rows.append(ConnectionRow(raw))
+        if raw.stream == keep:
             kept = summary_of(raw)
     scan.require_connections()
     rows.sort(key=lambda row: row.index)

@@ -619,3 +619,149 @@ pub fn analyse(segments: Vec<Segment>, client: Endpoint) -> (Detail, Verdict) {
         verdict,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observer::testing::{seg, C, S};
+    use crate::verdict::Close;
+
+    /// Every connection handed over, in order, for segments fed as a capture's.
+    fn scan(segments: Vec<Segment>, linger: f64, keep: Keep) -> Vec<Finished> {
+        let mut scanner = Scanner::new(linger, keep);
+        let mut out = Vec::new();
+        for s in segments {
+            scanner.record(s.t);
+            scanner.add(s);
+            while let Some(done) = scanner.pop() {
+                out.push(done);
+            }
+        }
+        scanner.finish();
+        while let Some(done) = scanner.pop() {
+            out.push(done);
+        }
+        out
+    }
+
+    /// A whole connection: handshake, FIN from the client, FIN from the server, ACK.
+    fn closed(t: f64, c_isn: i64) -> Vec<Segment> {
+        [
+            seg(t, 'c', "S", c_isn, 0),
+            seg(t + 0.001, 's', "SA", S, c_isn + 1),
+            seg(t + 0.002, 'c', "A", c_isn + 1, S + 1),
+            seg(t + 0.003, 'c', "FA", c_isn + 1, S + 1),
+            seg(t + 0.004, 's', "FA", S + 1, c_isn + 2),
+            seg(t + 0.005, 'c', "A", c_isn + 2, S + 2),
+        ]
+        .into_iter()
+        .map(|s| s.seg)
+        .collect()
+    }
+
+    #[test]
+    fn a_syn_with_a_new_isn_after_a_close_is_a_new_connection() {
+        let mut segments = closed(0.0, C);
+        segments.extend(closed(1.0, C + 100_000));
+        let done = scan(segments, 60.0, Keep::Nothing);
+        assert_eq!(done.len(), 2);
+        assert_eq!((done[0].stream, done[1].stream), (0, 1));
+        assert!(done
+            .iter()
+            .all(|d| d.verdict.close == Close::Fin && d.packets == 6));
+    }
+
+    #[test]
+    fn a_retransmitted_syn_stays_in_its_connection() {
+        let mut segments = closed(0.0, C);
+        // The same ISN again after the close: Linux retransmits a SYN with its ISN.
+        segments.push(seg(1.0, 'c', "S", C, 0).seg);
+        let done = scan(segments, 60.0, Keep::Nothing);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].packets, 7);
+    }
+
+    #[test]
+    fn a_connection_at_rest_for_linger_seconds_is_done_with() {
+        let mut segments = closed(0.0, C);
+        // A stray ACK 61 s later: past Linux's TIME-WAIT, a new connection (roles
+        // guessed: no SYN), as summary and replay both say.
+        segments.push(seg(61.0, 'c', "A", C + 2, S + 2).seg);
+        let done = scan(segments.clone(), 60.0, Keep::Nothing);
+        assert_eq!(done.len(), 2);
+        assert!(done[1].roles_guessed.is_some());
+        // Within the linger time it is the same connection.
+        let done = scan(segments, 120.0, Keep::Nothing);
+        assert_eq!(done.len(), 1);
+    }
+
+    #[test]
+    fn the_reverse_direction_on_another_vlan_joins_the_connection() {
+        let mut segments = closed(0.0, C);
+        for (i, s) in segments.iter_mut().enumerate() {
+            // Client to server on VLAN 10, server to client on VLAN 20.
+            let from_client = s.src.port == 40000;
+            s.vlan = vec![if from_client { 10 } else { 20 }];
+            s.frame = i as u64 + 1;
+        }
+        let done = scan(segments.clone(), 60.0, Keep::Nothing);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].vlan, vec![10]);
+        // The same conversation copied onto VLAN 30 is another connection.
+        let copies: Vec<Segment> = segments
+            .iter()
+            .cloned()
+            .map(|mut s| {
+                s.vlan = vec![30];
+                s
+            })
+            .collect();
+        segments.extend(copies);
+        assert_eq!(scan(segments, 60.0, Keep::Nothing).len(), 2);
+    }
+
+    #[test]
+    fn roles_come_from_the_syn_even_when_it_comes_late() {
+        // The server's ACK is captured first; the client's SYN follows.
+        let segments = vec![
+            seg(0.0, 's', "A", S + 1, C + 1).seg,
+            seg(0.1, 'c', "S", C, 0).seg,
+            seg(0.2, 's', "SA", S, C + 1).seg,
+        ];
+        let done = scan(segments, 60.0, Keep::Nothing);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].client.port, 40000);
+        assert_eq!(done[0].roles_guessed, None);
+    }
+
+    #[test]
+    fn without_a_syn_the_lower_port_is_the_server() {
+        let segments = vec![seg(0.0, 's', "A", S + 1, C + 1).seg];
+        let done = scan(segments, 60.0, Keep::Nothing);
+        assert_eq!(done[0].server.port, 80);
+        assert_eq!(
+            done[0].roles_guessed.as_deref(),
+            Some("no SYN seen: guessed server = 10.0.0.2:80, the lower port")
+        );
+    }
+
+    #[test]
+    fn only_the_asked_for_connection_keeps_its_segments() {
+        let mut segments = closed(0.0, C);
+        segments.extend(closed(1.0, C + 100_000));
+        let done = scan(segments, 60.0, Keep::Stream(1));
+        assert!(done[0].detail.is_none());
+        let detail = done[1].detail.as_ref().expect("stream 1 kept");
+        assert_eq!(detail.segments.len(), 6);
+        assert_eq!(detail.steps.len(), 6);
+        assert_eq!(detail.segments[0].t, 1.0);
+    }
+
+    #[test]
+    fn vlan_stacks_are_told_apart_by_their_word() {
+        assert_ne!(vlan_word(&[]), vlan_word(&[0]));
+        assert_ne!(vlan_word(&[10, 20]), vlan_word(&[20, 10]));
+        assert_ne!(vlan_word(&[1, 2, 3, 4, 5]), vlan_word(&[1, 2, 3, 4, 6]));
+        assert_eq!(vlan_word(&[0x1001]), vlan_word(&[0x0001])); // only 12 bits are an ID
+    }
+}

@@ -190,6 +190,30 @@ impl Connection {
             sent(d.server_sent),
         )
     }
+    /// The connections table's cells: (client, server, VLAN stack, segments, how it
+    /// closed, first closer, client final, server final, conn_state, roles guessed).
+    /// One call and plain strings per row: a listing may have a hundred thousand.
+    fn cells(&self) -> Cells {
+        let d = &self.done;
+        let v = &d.verdict;
+        let vlan: Vec<String> = d.vlan.iter().map(u16::to_string).collect();
+        (
+            d.client.to_string(),
+            d.server.to_string(),
+            if vlan.is_empty() {
+                "-".to_string()
+            } else {
+                vlan.join(".")
+            },
+            thousands(d.packets),
+            v.close_text(),
+            v.first_closer.map_or("-", |r| r.name()),
+            v.final_client.name(),
+            v.final_server.name(),
+            v.conn_state,
+            d.roles_guessed.is_some(),
+        )
+    }
     /// (segments, steps, initial states) when the scan kept this connection; else None.
     fn detail(&self) -> Option<DetailTuple> {
         self.done.detail.as_ref().map(detail_tuple)
@@ -246,6 +270,32 @@ type VerdictTuple = (
     &'static str,
     String,
 );
+
+type Cells = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+);
+
+/// 1234567 as "1,234,567", as Python's f"{n:,}".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 type Fields = (
     u64,

@@ -68,6 +68,29 @@ pub struct Verdict {
 
 /// The verdict of an observer fed the whole connection (with or without Steps: the
 /// facts are the same).
+impl Verdict {
+    /// How it closed, in a few words, for a table cell: "FIN", "RST from server",
+    /// "FIN, then RST from client", "FIN, FINs crossed", "unanswered SYN".
+    pub fn close_text(&self) -> String {
+        let mut text = match self.close {
+            Close::Rst => format!("RST from {}", self.rst_from.unwrap_or("?")),
+            Close::Fin => "FIN".to_string(),
+            Close::Unanswered => "unanswered SYN".to_string(),
+            other => other.name().to_string(),
+        };
+        if let (Some(who), Close::Fin | Close::HalfClosed | Close::Unanswered | Close::Open) =
+            (self.rst_from, self.close)
+        {
+            text.push_str(", then RST from ");
+            text.push_str(who);
+        }
+        if self.simultaneous {
+            text.push_str(", FINs crossed");
+        }
+        text
+    }
+}
+
 pub fn classify(obs: &Observer) -> Verdict {
     let (c, s) = (&obs.client, &obs.server);
     Verdict {

@@ -21,76 +21,46 @@ from tcptrace.replay import Listing
 BIG_FILE = 20 << 20
 SLOW = 0.5
 
-_CLOSE = {"fin": "FIN", "refused": "refused", "half-closed": "half-closed",
-          "unanswered": "unanswered SYN", "open": "open"}
-
-
-def close_text(verdict: Verdict) -> str:
-    """How it closed, in a few words: 'FIN', 'RST from server', 'FIN, FINs crossed'."""
-    if verdict.close == "rst":
-        text = f"RST from {verdict.rst_from}"
-    else:
-        text = _CLOSE[verdict.close]
-        if verdict.rst_from and verdict.close != "refused":
-            text += f", then RST from {verdict.rst_from}"
-    if verdict.simultaneous:
-        text += ", FINs crossed"
-    return text
-
-
-def connections_table(listing: Listing) -> Table:
-    vlans = any(row.conn.vlan for row in listing.rows)
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("stream", justify="right")
-    table.add_column("client", no_wrap=True)
-    table.add_column("server", no_wrap=True)
-    if vlans:
-        table.add_column("vlan")
-    table.add_column("segs", justify="right")
-    table.add_column("how it closed")
-    table.add_column("first closer")
-    table.add_column("client final", no_wrap=True)
-    table.add_column("server final", no_wrap=True)
-    table.add_column("conn_state")
-    for row in listing.rows:
-        v = row.verdict
-        guessed = "*" if row.conn.roles_guessed else ""
-        cells = [str(row.index), row.client + guessed, row.server + guessed]
-        if vlans:
-            cells.append(".".join(map(str, row.conn.vlan)) or "-")
-        cells += [f"{row.packets:,}", close_text(v), v.first_closer or "-"]
-        table.add_row(*cells, state_text(v.final["client"]), state_text(v.final["server"]),
-                      v.conn_state)
-    return table
-
-
+HEADER = ("stream", "client", "server", "vlan", "segs", "how it closed", "first closer",
+          "client final", "server final", "conn_state")
+# Places in ConnectionRow.cells (the engine's): the VLAN stack, the roles-guessed flag.
+CELL_VLAN, CELL_GUESSED = 2, 9
 # Beyond this many rows the table is written as plain aligned text: rich lays out a
 # table cell by cell (about a second per thousand rows), and nobody reads colours in a
 # hundred thousand lines.
 PLAIN_ROWS = 2000
 
 
-def _cells(listing: Listing) -> tuple[list[str], list[list[str]]]:
-    """The table's header and rows as plain strings, for the big-listing path."""
-    vlans = any(row.conn.vlan for row in listing.rows)
-    header = ["stream", "client", "server"] + (["vlan"] if vlans else []) + [
-        "segs", "how it closed", "first closer", "client final", "server final",
-        "conn_state"]
+def _row_cells(listing: Listing) -> tuple[tuple[str, ...], list[list[str]]]:
+    """Header and rows as strings: the VLAN column only when some connection has a
+    tag, `*` after endpoints whose roles are a guess."""
+    vlans = any(row.cells[CELL_VLAN] != "-" for row in listing.rows)
+    keep = [i for i, name in enumerate(HEADER) if vlans or name != "vlan"]
     rows = []
     for row in listing.rows:
-        v, guessed = row.verdict, "*" if row.conn.roles_guessed else ""
-        cells = [str(row.index), row.client + guessed, row.server + guessed]
-        if vlans:
-            cells.append(".".join(map(str, row.conn.vlan)) or "-")
-        cells += [f"{row.packets:,}", close_text(v), v.first_closer or "-",
-                  v.final["client"], v.final["server"], v.conn_state]
-        rows.append(cells)
-    return header, rows
+        c = row.cells
+        mark = "*" if c[CELL_GUESSED] else ""
+        full = (str(row.index), c[0] + mark, c[1] + mark, *c[2:CELL_GUESSED])
+        rows.append([full[i] for i in keep])
+    return tuple(HEADER[i] for i in keep), rows
+
+
+def connections_table(listing: Listing) -> Table:
+    header, rows = _row_cells(listing)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in header:
+        table.add_column(name, justify="right" if name in ("stream", "segs") else "left",
+                         no_wrap=name in ("client", "server", "client final", "server final"))
+    finals = [header.index("client final"), header.index("server final")]
+    for cells in rows:
+        styled = [state_text(c) if i in finals else c for i, c in enumerate(cells)]
+        table.add_row(*styled)
+    return table
 
 
 def write_plain_table(out, listing: Listing) -> None:
     """The connections table as aligned plain text, one write per row."""
-    header, rows = _cells(listing)
+    header, rows = _row_cells(listing)
     widths = [max(map(len, column)) for column in zip(header, *rows)]
     right = {0, header.index("segs")}
     fmt = "  ".join(f"{{:{'>' if i in right else '<'}{w}}}" for i, w in enumerate(widths))
@@ -109,7 +79,7 @@ def render_listing(console: Console, listing: Listing) -> None:
     else:
         console.print(connections_table(listing))
     console.print()
-    if any(row.conn.roles_guessed for row in listing.rows):
+    if any(row.cells[CELL_GUESSED] for row in listing.rows):
         console.print("* no SYN seen: which side is the client is a guess "
                       "(--stream N says how it was guessed)")
     console.print(f"Show one connection's ladder: tcptrace replay {listing.path} "
