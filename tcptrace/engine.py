@@ -28,7 +28,8 @@ from tcptrace.model import Connection, Segment, Verdict
 # Capture time after which a connection whose sides are both CLOSED or TIME-WAIT is
 # done with (Linux keeps TIME-WAIT 60 s); a later segment starts a new connection.
 LINGER = 60.0
-BATCH = 1024            # connections handed over per call into the engine
+BATCH = 1024            # connections handed over per call into the engine, at most
+RECORDS = 1 << 14       # records read per call at most: progress is shown in between
 
 # Tag bits of Step.tags, in the engine's order (observer.rs).
 TAG_NAMES: tuple[str, ...] = tuple(_engine.TAG_NAMES)
@@ -175,13 +176,11 @@ class Scan:
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            while True:
-                batch = scan.next_batch(BATCH)
+            while not scan.exhausted:
+                batch = scan.next_batch(BATCH, RECORDS)
                 if progress is not None:
                     progress(scan.bytes_read, self.size)
                 yield from batch
-                if len(batch) < BATCH:
-                    return
         finally:
             if was_enabled:
                 gc.enable()
@@ -193,13 +192,11 @@ class Scan:
         """Every connection's `tcptrace/1` summary line, formatted by the engine, in
         chunks of many lines (the cheap path for `summary --json`)."""
         scan, progress = self._scan, self.progress
-        while True:
-            text, count = scan.next_json_lines(BATCH)
+        while not scan.exhausted:
+            text, _ = scan.next_json_lines(BATCH, RECORDS)
             if progress is not None:
                 progress(scan.bytes_read, self.size)
             yield text
-            if count < BATCH:
-                return
 
     @property
     def warnings(self) -> list[str]:

@@ -42,12 +42,11 @@ def tshark():
     return path
 
 
-@pytest.fixture
-def replay(monkeypatch, capsys):
-    """Run `tcptrace replay ARGS` in this process through the real entry point (main():
+def _command(monkeypatch, capsys, command: str):
+    """Run `tcptrace COMMAND ARGS` in this process through the real entry point (main():
     one-line errors, exit codes); returns (exit code, stdout, stderr)."""
     def run(*args) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tcptrace", "replay", *map(str, args)])
+        monkeypatch.setattr(sys, "argv", ["tcptrace", command, *map(str, args)])
         from tcptrace.cli import main
 
         try:
@@ -58,3 +57,15 @@ def replay(monkeypatch, capsys):
         out, err = capsys.readouterr()
         return code, out, err
     return run
+
+
+@pytest.fixture
+def replay(monkeypatch, capsys):
+    """`tcptrace replay ARGS` in this process: (exit code, stdout, stderr)."""
+    return _command(monkeypatch, capsys, "replay")
+
+
+@pytest.fixture
+def summary(monkeypatch, capsys):
+    """`tcptrace summary ARGS` in this process: (exit code, stdout, stderr)."""
+    return _command(monkeypatch, capsys, "summary")

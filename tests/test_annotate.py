@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from segments import C, S, connection, handshake, seg
-from tcptrace.annotate import annotate
+from tcptrace.annotate import relative_views
+from tcptrace.engine import analyse_segments
+
+
+def annotate(conn):
+    """The ladder rows of a hand-built connection: the engine's steps, phrased."""
+    steps, initial, _ = analyse_segments(conn)
+    return relative_views(conn, initial, steps)
 
 
 def notes(*segments):

@@ -14,8 +14,8 @@ from tcptrace.claims import (BIG, DESTROY_DISCARDS, DESTROY_FREES, DESTROY_SENDS
                              NODE_DESTROY_BIG, NODE_END, NODE_END_BIG, NODE_RESET, NODE_UNREAD,
                              PY_END_CLIENT, PY_END_SERVER, PY_RESET, PY_UNREAD, REQUIRED_RUNS,
                              RunKey, claims_json, judge, key_of, render_claims, required_runs)
+from tcptrace.engine import analyse_segments
 from tcptrace.model import AppEvent, KernelEvent, StateObservation
-from tcptrace.verdict import classify
 
 DELIVERED = 3_919_467     # what a measured node destroy of 8 MiB delivered
 
@@ -25,7 +25,7 @@ def fake(key: RunKey, segments, states=(), events=(), delivered=None, kernel=())
     conn = connection(*segments)
     observations = [StateObservation(s[0], s[1], s[2], s[3], details=s[4] if len(s) > 4 else {})
                     for s in states]
-    verdict = classify(conn)
+    verdict = analyse_segments(conn)[2]
     if observations:     # as live.run_close does: ss has the last word
         verdict.final = {"client": observations[-1].client, "server": observations[-1].server}
     return SimpleNamespace(

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import require
+from tcptrace.engine import Scan
 from tcptrace.live import run_close
-from tcptrace.pcapfile import CaptureReader
-from tcptrace.decode import decode_segment
 from tcptrace.render.jsonout import close_json
 
 pytestmark = pytest.mark.live
@@ -153,8 +152,9 @@ def test_segments_match_an_independent_tcpdump_capture(live, tmp_path, mode):
         time.sleep(0.2)
         dump.send_signal(signal.SIGINT)
         dump.wait(timeout=10)
-        theirs = [decode_segment(r.linktype, r.data, r.orig_len, r.ts)
-                  for r in CaptureReader(pcap)]
+        scan = Scan(pcap, keep="all")
+        theirs = sorted((seg for s in scan for seg in s.conn.segments), key=lambda s: s.frame)
+        assert scan.warnings == []
         key = lambda s: (s.src, s.sport, s.flags, s.seq, s.ack, s.length)
         assert [key(s) for s in run.connection.segments] == [key(s) for s in theirs]
 

@@ -1,4 +1,6 @@
-"""Grouping segments into connections: keys, roles, port reuse, VLANs; real captures."""
+"""Grouping segments into connections: keys, roles, port reuse, VLANs, lingering; real
+captures. The engine's one grouping, shared by replay and summary: hand-built segments
+through `group_segments`, captures through `Scan`."""
 
 from __future__ import annotations
 
@@ -6,10 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from tcptrace.connections import connection_key, group_connections, read_connections
-from tcptrace.model import ACK, FIN, RST, SYN, Segment
+from tcptrace.engine import Scan, group_segments
+from tcptrace.model import ACK, FIN, RST, SYN, Connection, Segment
 
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures-real"
+
+
+def group_connections(segments: list[Segment], linger: float = 60.0) -> list[Connection]:
+    """The connections, each with its segments, in order of first appearance."""
+    done = group_segments(segments, linger)
+    assert sorted(s.stream for s in done) == list(range(len(done)))
+    return [s.conn for s in sorted(done, key=lambda s: s.stream)]
+
+
+def read_connections(path: Path) -> tuple[list[Connection], list[str]]:
+    """A capture's connections with their segments, in order of first appearance."""
+    scan = Scan(path, keep="all")
+    conns = [s.conn for s in sorted(scan, key=lambda s: s.stream)]
+    return conns, scan.warnings
 
 # TCP connections per file: the README table's "TCP streams" column, except that a
 # VLAN-aware reader sees the three copies in zeek_vlan-collisions.pcap as 3 (README).
@@ -46,8 +62,11 @@ def handshake_and_close(c=C, s=S, isn=100, vlan=()):
 # -- keys and roles ----------------------------------------------------------------------
 
 def test_key_is_the_same_both_ways_and_includes_the_vlan_stack():
-    assert connection_key(seg(C, S)) == connection_key(seg(S, C))
-    assert connection_key(seg(C, S)) != connection_key(seg(C, S, vlan=(5,)))
+    [conn] = group_connections([seg(C, S), seg(S, C)])
+    assert len(conn.segments) == 2
+    # The same direction again on another VLAN stack is another connection.
+    assert [len(c.segments) for c in group_connections([seg(C, S), seg(C, S, vlan=(5,))])] \
+        == [1, 1]
 
 
 def test_loopback_halves_stay_one_connection():
@@ -207,18 +226,58 @@ def test_bsd_loopback_redis_connections():
 def test_a_new_syn_from_a_side_that_already_sent_its_fin_is_a_new_connection():
     # Handshake, the client's FIN and its ACK, then the client's SYN with a fresh ISN:
     # a socket that closed cannot open again, so this is a new connection on the tuple.
-    from tcptrace.connections import group_connections
-    from tcptrace.model import Segment, ACK, FIN, SYN
-
-    def seg(t, c2s, flags, seq, ack=0):
-        src, dst = (("10.0.0.1", 40000), ("10.0.0.2", 80)) if c2s else (("10.0.0.2", 80), ("10.0.0.1", 40000))
-        return Segment(t, src[0], src[1], dst[0], dst[1], flags, seq, ack, 0, 1000)
-
-    segs = [seg(0, True, SYN, 100), seg(1, False, SYN | ACK, 500, 101), seg(2, True, ACK, 101, 501),
-            seg(3, True, FIN | ACK, 101, 501), seg(4, False, ACK, 501, 102),
-            seg(5, True, SYN, 9000), seg(6, False, SYN | ACK, 7000, 9001), seg(7, True, ACK, 9001, 7001)]
+    segs = [seg(C, S, SYN, 100, t=0), seg(S, C, SYN | ACK, 500, 101, t=1),
+            seg(C, S, ACK, 101, 501, t=2), seg(C, S, FIN | ACK, 101, 501, t=3),
+            seg(S, C, ACK, 501, 102, t=4),
+            seg(C, S, SYN, 9000, t=5), seg(S, C, SYN | ACK, 7000, 9001, t=6),
+            seg(C, S, ACK, 9001, 7001, t=7)]
     conns = group_connections(segs)
     assert [len(c.segments) for c in conns] == [5, 3]
     # The same SYN retransmitted (same ISN) is not a new connection.
-    again = group_connections(segs[:5] + [seg(5, True, SYN, 100)])
+    again = group_connections(segs[:5] + [seg(C, S, SYN, 100, t=5)])
     assert len(again) == 1
+
+
+# -- lingering: one rule for replay and summary --------------------------------------------
+
+def closed(t: float, isn: int = 100) -> list[Segment]:
+    """A whole connection, handshake to last ACK, from capture time t."""
+    return [seg(C, S, SYN, isn, t=t), seg(S, C, SYN | ACK, 900, isn + 1, t=t + 0.001),
+            seg(C, S, ACK, isn + 1, 901, t=t + 0.002),
+            seg(C, S, FIN | ACK, isn + 1, 901, t=t + 0.003),
+            seg(S, C, FIN | ACK, 901, isn + 2, t=t + 0.004),
+            seg(C, S, ACK, isn + 2, 902, t=t + 0.005)]
+
+
+def test_a_segment_after_the_linger_time_starts_a_new_connection():
+    stray = seg(S, C, RST, 902, t=500.0)
+    # Within the linger time it belongs to the connection at rest ...
+    assert [len(c.segments) for c in group_connections(closed(0) + [stray], linger=600)] \
+        == [7]
+    # ... after it, that connection is done with and the stray starts its own.
+    conns = group_connections(closed(0) + [stray], linger=60)
+    assert [len(c.segments) for c in conns] == [6, 1]
+    assert conns[1].segments == [stray]
+
+
+def test_a_connection_not_at_rest_is_never_split_by_a_pause():
+    # Still ESTABLISHED: a keep-alive two hours later is the same connection.
+    keep_alive = [*closed(0)[:3], seg(C, S, ACK, 100, 901, t=7200.0)]
+    assert [len(c.segments) for c in group_connections(keep_alive)] == [4]
+    # The server in LAST-ACK (its FIN never ACKed): its retransmitted FIN 100 s later
+    # is the same connection too.
+    last_ack = [*closed(0)[:5], seg(S, C, FIN | ACK, 901, 102, t=100.0)]
+    assert [len(c.segments) for c in group_connections(last_ack)] == [6]
+
+
+def test_a_connection_at_rest_is_counted_once_with_every_segment():
+    # Many connections on other ports, each closed: each is done with once, with all
+    # its segments, and stream numbers follow first appearance.
+    segs = []
+    for i in range(1500):          # more than one housekeeping round of records
+        port = 10000 + i
+        segs += [seg(f"10.0.0.1:{port}", S, SYN, 100, t=i),
+                 seg(S, f"10.0.0.1:{port}", RST | ACK, 0, 101, t=i + 0.001)]
+    conns = group_connections(segs)
+    assert [c.client_port for c in conns] == [10000 + i for i in range(1500)]
+    assert all(len(c.segments) == 2 for c in conns)

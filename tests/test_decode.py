@@ -1,5 +1,8 @@
 """Frame decoding: hand-built frames for every link type and header twist, and every TCP
-segment of the real captures against tshark's dissection."""
+segment of the real captures against tshark's dissection.
+
+Through the engine's Python face: `decode_frames` for whole frames, and a written pcap
+(`Scan`) where a frame's captured length is less than its length on the wire."""
 
 from __future__ import annotations
 
@@ -13,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tcptrace.decode import decode_records, decode_segment
-from tcptrace.model import ACK, FIN, PSH, SYN
-from tcptrace.pcapfile import read_records
+from tcptrace.engine import Scan, decode_frames
+from tcptrace.model import ACK, FIN, PSH, SYN, Segment
 
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures-real"
 
@@ -50,21 +52,45 @@ def ether(l3: bytes, etype=0x0800, tags=()) -> bytes:
     return head + struct.pack("!H", etype) + l3
 
 
-def decode(linktype, frame, orig_len=None, **kw):
-    return decode_segment(linktype, frame, len(frame) if orig_len is None else orig_len, 1.5, **kw)
+def decode(linktype: int, frame: bytes) -> Segment | None:
+    """The segment in one whole frame captured at t=1.5, or None."""
+    segs = decode_frames([(1.5, frame)], linktype)
+    assert len(segs) <= 1
+    return segs[0] if segs else None
+
+
+def decode_cut(tmp_path: Path, frame: bytes, caplen: int, linktype: int = 1) -> Segment | None:
+    """The segment in a frame of which only the first `caplen` bytes were captured (the
+    record keeps the frame's length on the wire), read from a classic pcap."""
+    data = frame[:caplen]
+    raw = (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
+           + struct.pack("<IIII", 1, 500_000, len(data), len(frame)) + data)
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(raw)
+    scan = Scan(path, keep="all")
+    segs = [seg for s in scan for seg in s.conn.segments]
+    assert scan.warnings == [] and len(segs) <= 1
+    return segs[0] if segs else None
 
 
 # -- hand-built frames -------------------------------------------------------------------
 
 def test_ethernet_ipv4_segment_fields():
     frame = ether(ipv4(tcp(seq=0xFFFFFFF0, ack=77, flags=PSH | ACK, win=65535, payload=b"hello")))
-    seg = decode(1, frame, index=9, comments=("note",))
+    seg = decode(1, frame)
     assert (seg.t, seg.src, seg.sport, seg.dst, seg.dport) == (1.5, "10.0.0.1", 40000,
                                                                 "10.0.0.2", 80)
     assert (seg.seq, seg.ack, seg.flags, seg.length, seg.win) == (0xFFFFFFF0, 77, PSH | ACK, 5,
                                                                   65535)
-    assert (seg.mss, seg.wscale, seg.vlan, seg.frame, seg.comments) == (None, None, (), 9,
-                                                                        ("note",))
+    assert (seg.mss, seg.wscale, seg.vlan, seg.frame, seg.comments) == (None, None, (), 1, ())
+
+
+def test_frames_are_numbered_as_a_file_numbers_its_records():
+    # Numbered from 1, counting the frames that are not TCP segments too.
+    arp = ether(b"\0" * 28, etype=0x0806)
+    segs = decode_frames([(1.0, arp), (2.0, ether(ipv4(tcp(seq=1)))), (3.0, arp),
+                          (4.0, ether(ipv4(tcp(seq=2))))])
+    assert [(s.frame, s.t, s.seq) for s in segs] == [(2, 2.0, 1), (4, 4.0, 2)]
 
 
 SYN_OPTIONS = (b"\x02\x04\x05\xb4" b"\x01" b"\x03\x03\x07" b"\x04\x02"
@@ -178,9 +204,9 @@ def test_ipv6_later_fragment_and_unknown_header():
     assert decode(101, ipv6(tcp(), nh=0, ext=ext(6))[:44]) is None   # chain cut short
 
 
-def test_payload_length_comes_from_ip_not_from_capture():
+def test_payload_length_comes_from_ip_not_from_capture(tmp_path):
     frame = ether(ipv4(tcp(payload=b"p" * 1000)))
-    seg = decode(1, frame[:68], orig_len=len(frame))
+    seg = decode_cut(tmp_path, frame, 68)
     assert seg.length == 1000
 
 
@@ -189,16 +215,16 @@ def test_ethernet_padding_is_not_payload():
     assert len(frame) == 60 and decode(1, frame).length == 0
 
 
-def test_ipv4_total_length_zero_from_segmentation_offload():
+def test_ipv4_total_length_zero_from_segmentation_offload(tmp_path):
     frame = ether(ipv4(tcp(payload=b"z" * 3000), total=0))
-    assert decode(1, frame[:100], orig_len=len(frame)).length == 3000
+    assert decode_cut(tmp_path, frame, 100).length == 3000
 
 
-def test_tcp_header_cut_after_the_window_still_decodes():
+def test_tcp_header_cut_after_the_window_still_decodes(tmp_path):
     frame = ether(ipv4(tcp(flags=SYN, options=SYN_OPTIONS)))
-    assert decode(1, frame[:14 + 20 + 16], orig_len=len(frame)).mss is None
+    assert decode_cut(tmp_path, frame, 14 + 20 + 16).mss is None
     # Cut inside the window-scale option: the MSS before it is still read.
-    seg = decode(1, frame[:14 + 20 + 20 + 6], orig_len=len(frame))
+    seg = decode_cut(tmp_path, frame, 14 + 20 + 20 + 6)
     assert (seg.mss, seg.wscale, seg.length) == (1460, None, 0)
 
 
@@ -219,19 +245,42 @@ def test_malformed_options_do_not_loop_or_raise():
 def test_random_frames_never_raise():
     rng = random.Random(1)
     templates = [ether(V4), ether(V6, etype=0x86DD), sll(V4, 0x0800), sll2(V6, 0x86DD), V4]
+    frames = []
     for _ in range(3000):
         frame = bytearray(rng.choice(templates))
         for _ in range(rng.randrange(1, 6)):
             frame[rng.randrange(len(frame))] = rng.randrange(256)
+        frames.append((0.0, bytes(frame[:rng.randrange(len(frame) + 1)])))
+    for linktype in (0, 1, 101, 108, 113, 276):
+        for seg in decode_frames(frames, linktype):
+            assert 1 <= seg.frame <= len(frames) and 0 <= seg.length < 1 << 16
+
+
+def test_random_records_with_any_wire_length_never_raise(tmp_path):
+    # As above through a file, where a record's length on the wire may exceed what
+    # was captured by any amount.
+    rng = random.Random(2)
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for i in range(2000):
+        frame = bytearray(rng.choice([ether(V4), ether(V6, etype=0x86DD)]))
+        for _ in range(rng.randrange(1, 6)):
+            frame[rng.randrange(len(frame))] = rng.randrange(256)
         frame = bytes(frame[:rng.randrange(len(frame) + 1)])
-        for linktype in (0, 1, 101, 108, 113, 276):
-            decode_segment(linktype, frame, rng.randrange(2000), 0.0)
+        out.append(struct.pack("<IIII", 1_600_000_000 + i, 0, len(frame),
+                               len(frame) + rng.randrange(2000)) + frame)
+    path = tmp_path / "random.pcap"
+    path.write_bytes(b"".join(out))
+    scan = Scan(path)
+    list(scan)
+    assert scan.warnings == []
 
 
 # -- real captures -----------------------------------------------------------------------
 
-def segments(name: str):
-    return list(decode_records(read_records(CAPTURES / name)))
+def segments(name: str) -> list[Segment]:
+    """Every TCP segment of a capture, in file order."""
+    scan = Scan(CAPTURES / name, keep="all")
+    return sorted((seg for s in scan for seg in s.conn.segments), key=lambda s: s.frame)
 
 
 TSHARK_FIELDS = ["frame.number", "ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "tcp.srcport",
@@ -274,9 +323,9 @@ def test_segments_match_tshark(name):
 
 
 def test_snaplen_cut_capture_counts_payload_from_ip_length():
-    records = list(read_records(CAPTURES / "zeek_tcp_truncated-header.pcap"))
+    raw = (CAPTURES / "zeek_tcp_truncated-header.pcap").read_bytes()
+    assert struct.unpack_from("<I", raw, 16)[0] == 68         # the file's snaplen
     segs = segments("zeek_tcp_truncated-header.pcap")
-    assert all(len(r.data) <= 68 for r in records)
     assert len(segs) == 24 and max(s.length for s in segs) > 68
 
 

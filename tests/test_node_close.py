@@ -9,12 +9,11 @@ import pytest
 from conftest import require
 
 from tcptrace import node_close
-from tcptrace.decode import decode_segment
+from tcptrace.engine import analyse_frames
 from tcptrace.errors import TcptraceError
 from tcptrace.model import FIN, RST, AppEvent, Connection, StateObservation, Verdict
 from tcptrace.node_close import run_node_scenario
 from tcptrace.stage import CLIENT_IP, SERVER_IP, Stage
-from tcptrace.verdict import classify
 
 pytestmark = pytest.mark.live
 
@@ -43,13 +42,9 @@ def node_run(mode: str, closer: str = "client", pending: int = 0) -> Run:
     with Stage(0) as stage:
         with LoopbackCapture(ports={stage.server_port}) as cap:
             counts = run_node_scenario(stage, mode, closer, pending)
-    conn = Connection(CLIENT_IP, stage.client_port, SERVER_IP, stage.server_port)
-    for index, (ts, data) in enumerate(cap.frames, start=1):
-        seg = decode_segment(1, data, len(data), ts, index=index)
-        if seg is not None:
-            conn.segments.append(seg)
-    return Run(conn, classify(conn), stage.rec.observations,
-               stage.rec.events, counts)
+    conn, _, _, verdict = analyse_frames(cap.frames, (CLIENT_IP, stage.client_port),
+                                         (SERVER_IP, stage.server_port))
+    return Run(conn, verdict, stage.rec.observations, stage.rec.events, counts)
 
 
 def closes(run: Run) -> list[tuple[str, str]]:

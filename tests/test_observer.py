@@ -1,26 +1,42 @@
 """Both sides' states after each segment, as RFC 9293 and Linux have them.
 
-Convention (tcptrace/observer.py): a state changes on the row of the segment that
-causes it, sent or received; the receiver of a FIN is CLOSE-WAIT from the FIN's row on
-(Linux: ESTABLISHED -> CLOSE_WAIT when the FIN is processed, before any ACK leaves).
+Convention (the engine's observer, engine/src/observer.rs): a state changes on the row
+of the segment that causes it, sent or received; the receiver of a FIN is CLOSE-WAIT
+from the FIN's row on (Linux: ESTABLISHED -> CLOSE_WAIT when the FIN is processed,
+before any ACK leaves).
+
+Through the engine's Python face: `analyse_segments` for the steps and the verdict of a
+connection whose client is known, `group_segments` for what each side sent, counted as
+the summary counts it.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 
-from segments import CLIENT, C, S, handshake, seg
-from tcptrace.observer import ConnectionObserver, tag_names
+from segments import CLIENT, C, S, connection, handshake, seg
+from tcptrace.engine import Sent, Step, analyse_segments, group_segments, tag_names
+from tcptrace.model import Verdict
 
 EST, SS, SR = "ESTABLISHED", "SYN-SENT", "SYN-RECEIVED"
 FW1, FW2, CW, CLOSING = "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING"
 LA, TW, CLOSED = "LAST-ACK", "TIME-WAIT", "CLOSED"
 
 
-def run(*segments, annotate=True):
-    obs = ConnectionObserver(*CLIENT)
-    steps = [obs.feed(s, annotate) for s in segments]
-    return obs, steps
+class Run(NamedTuple):
+    verdict: Verdict
+    client: Sent
+    server: Sent
+
+
+def run(*segments) -> tuple[Run, list[Step]]:
+    conn = connection(*segments)
+    steps, _, verdict = analyse_segments(conn)
+    [grouped] = group_segments(segments)
+    assert (grouped.conn.client_ip, grouped.conn.client_port) == CLIENT
+    return Run(verdict, grouped.client, grouped.server), steps
 
 
 def states(steps):
@@ -37,21 +53,23 @@ def test_handshake_states_and_relative_numbers():
     obs, steps = run(*handshake())
     assert states(steps) == [(SS, SR), (EST, SR), (EST, EST)]
     assert [(s.seq, s.ack) for s in steps] == [(0, 0), (0, 1), (1, 1)]
-    assert obs.handshake and not obs.assumed
+    assert [tags(s) for s in steps] == [[], [], []]      # nothing assumed
+    assert (obs.verdict.close, obs.verdict.conn_state) == ("open", "S1")
 
 
 def test_syn_receiver_is_unknown_until_it_answers():
     obs, steps = run(seg(0, "c", "S", C))
     assert states(steps) == [(SS, "?")]
-    assert obs.server.state == "?"
+    assert obs.verdict.final == {"client": SS, "server": "?"}
 
 
 def test_refused_syn_nothing_listens():
     obs, steps = run(seg(0, "c", "S", C), seg(0.0001, "s", "RA", 0, C + 1, win=0))
     # No listener: the server side is CLOSED from the SYN on, not LISTEN.
     assert states(steps) == [(SS, CLOSED), (CLOSED, CLOSED)]
-    assert obs.refused and not obs.rst_ended
+    assert (obs.verdict.close, obs.verdict.rst_from) == ("refused", "server")
     assert tags(steps[1]) == []         # window 0 on a RST is not a zero window
+    assert obs.server.zero_windows == 0
 
 
 def test_refused_syn_retried_each_time():
@@ -71,7 +89,7 @@ def test_rst_without_ack_does_not_reset_syn_sent():
 def test_capture_starting_at_the_syn_ack():
     obs, steps = run(seg(0, "s", "SA", S, C + 1), seg(0.0001, "c", "A", C + 1, S + 1))
     assert states(steps) == [(EST, SR), (EST, EST)]
-    assert obs.assumed and tags(steps[0]) == ["mid-connection"]
+    assert tags(steps[0]) == ["mid-connection"]
 
 
 # -- graceful close ----------------------------------------------------------------------
@@ -86,7 +104,7 @@ def test_four_segment_close_with_delayed_ack():
     assert tags(steps[4]) == ["ack-of-fin", "delayed-ack"]
     assert steps[4].delay == pytest.approx(0.041)
     assert tags(steps[6]) == ["ack-of-fin"]
-    assert obs.first_closer == "client" and obs.first_close_t == 0.010
+    assert (obs.verdict.close, obs.verdict.first_closer) == ("fin", "client")
 
 
 def test_three_segment_close_fin_rides_on_the_ack():
@@ -97,7 +115,7 @@ def test_three_segment_close_fin_rides_on_the_ack():
     # FIN-WAIT-1 + FIN+ACK that ACKs its FIN -> TIME-WAIT (RFC 9293).
     assert states(steps[3:]) == [(FW1, CW), (TW, LA), (TW, CLOSED)]
     assert tags(steps[4]) == ["ack-of-fin"]
-    assert not obs.simultaneous
+    assert not obs.verdict.simultaneous
 
 
 def test_fin_on_the_last_data_segment():
@@ -135,9 +153,9 @@ def test_simultaneous_close_both_pass_closing_and_end_in_time_wait():
     # the server was still ESTABLISHED (the row is corrected once that is known).
     assert states(steps[3:]) == [(FW1, EST), (CLOSING, CLOSING), (CLOSING, TW), (TW, TW)]
     assert tags(steps[4]) == ["simultaneous-close"]
-    assert obs.simultaneous
-    cheap, _ = run(*segments, annotate=False)
-    assert (cheap.client.state, cheap.server.state, cheap.simultaneous) == (TW, TW, True)
+    v = obs.verdict
+    assert (v.close, v.simultaneous, v.time_wait, v.final) == (
+        "fin", True, "both", {"client": TW, "server": TW})
 
 
 def test_fin_receipt_undone_when_the_peer_data_crossed_it():
@@ -147,7 +165,7 @@ def test_fin_receipt_undone_when_the_peer_data_crossed_it():
                      seg(0.0102, "c", "A", C + 2, S + 51),
                      seg(0.0103, "s", "A", S + 51, C + 2))
     assert states(steps[3:]) == [(FW1, EST), (FW1, CW), (FW1, CW), (FW2, CW)]
-    assert not obs.simultaneous
+    assert not obs.verdict.simultaneous
 
 
 def test_retransmitted_fin_changes_state_once():
@@ -183,8 +201,8 @@ def test_fin_beyond_a_gap_is_received_when_the_receiver_acks_it():
 def test_rst_in_established_closes_both_without_time_wait():
     obs, steps = run(*handshake(), seg(0.010, "c", "RA", C + 1, S + 1, win=0))
     assert states(steps[3:]) == [(CLOSED, CLOSED)]
-    assert obs.rst_ended and obs.rst_from == {"client"}
-    assert (obs.first_closer, obs.first_close_t) == ("client", 0.010)
+    v = obs.verdict
+    assert (v.close, v.rst_from, v.first_closer, v.time_wait) == ("rst", "client", "client", None)
     assert tags(steps[3]) == []
 
 
@@ -195,7 +213,7 @@ def test_rst_after_half_close():
                      seg(0.020, "s", "PA", S + 1, C + 2, length=30),
                      seg(0.0201, "c", "R", C + 2))     # Linux: data after close -> RST
     assert states(steps[3:]) == [(FW1, CW), (FW2, CW), (FW2, CW), (CLOSED, CLOSED)]
-    assert obs.rst_ended
+    assert (obs.verdict.close, obs.verdict.rst_from) == ("rst", "client")
 
 
 def test_segments_after_an_abort_change_nothing():
@@ -205,7 +223,7 @@ def test_segments_after_an_abort_change_nothing():
                      seg(0.0102, "s", "R", S + 1))                      # no socket: RST
     assert states(steps[3:]) == [(CLOSED, CLOSED)] * 3
     assert tags(steps[4]) == ["after-close"]
-    assert obs.rst_from == {"server"}
+    assert (obs.verdict.close, obs.verdict.rst_from) == ("rst", "server")
 
 
 def test_rst_far_outside_the_window_is_ignored():
@@ -232,14 +250,14 @@ def test_mid_connection_start_assumes_established():
                      seg(0.001, "c", "A", 3000, 7010),
                      seg(0.002, "c", "FA", 3000, 7010))
     assert states(steps) == [(EST, EST), (EST, EST), (FW1, CW)]
-    assert obs.assumed and tags(steps[0]) == ["mid-connection"]
+    assert tags(steps[0]) == ["mid-connection"]
     assert [(s.seq, s.ack) for s in steps] == [(0, 0), (0, 10), (0, 10)]
 
 
 def test_connection_still_open_at_the_end_stays_as_it_is():
     obs, steps = run(*handshake(), seg(0.010, "c", "PA", C + 1, S + 1, length=5))
-    assert (obs.client.state, obs.server.state) == (EST, EST)
-    assert obs.first_closer is None
+    assert obs.verdict.final == {"client": EST, "server": EST}
+    assert (obs.verdict.close, obs.verdict.first_closer) == ("open", None)
 
 
 def test_sequence_numbers_wrap_around():
@@ -298,30 +316,26 @@ def test_duplicate_ack_and_window_full():
     assert tags(steps[5]) == ["duplicate-ack"]
 
 
-def test_connection_facts_and_cheap_path():
+def test_connection_facts():
     segments = [*handshake(),
                 seg(0.010, "c", "PA", C + 1, S + 1, length=5),
                 seg(0.011, "s", "PA", S + 1, C + 6, length=7, win=0),
                 seg(0.012, "c", "FA", C + 6, S + 8)]
     obs, _ = run(*segments)
-    cheap, steps = run(*segments, annotate=False)
-    assert steps == [None] * len(segments)
-    for o in (obs, cheap):
-        assert (o.client.packets, o.server.packets) == (4, 2)
-        assert (o.client.bytes, o.server.bytes) == (5, 7)
-        assert o.server.zero_windows == 1
-        assert (o.first_closer, o.first_close_t) == ("client", 0.012)
-        assert o.zeek.history == "ShADdwF"
+    assert (obs.client.packets, obs.server.packets) == (4, 2)
+    assert (obs.client.bytes, obs.server.bytes) == (5, 7)
+    assert obs.server.zero_windows == 1
+    assert obs.verdict.first_closer == "client"
+    assert obs.verdict.history == "ShADdwF"
 
 
 def test_simultaneous_open_synacks_are_not_retransmissions():
     # RFC 9293 figure 8: both send SYN, both answer with SYN+ACK on their own ISN.
-    obs = ConnectionObserver(*CLIENT)
-    steps = [obs.feed(s) for s in (
+    obs, steps = run(
         seg(0.0, "c", "S", C), seg(0.0001, "s", "S", S),
         seg(0.0002, "c", "SA", C, S + 1), seg(0.0003, "s", "SA", S, C + 1),
         # a genuine retransmission of the client's SYN+ACK is still called one
-        seg(0.2, "c", "SA", C, S + 1))]
+        seg(0.2, "c", "SA", C, S + 1))
     assert ["retransmission" in tag_names(st.tags) for st in steps] == \
         [False, False, False, False, True]
     assert (obs.client.retransmissions, obs.server.retransmissions) == (1, 0)

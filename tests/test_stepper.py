@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 from rich.console import Console
 
-from conftest import PROJECT_CAPTURES, SHARED_CAPTURES
+from conftest import PROJECT_CAPTURES, SHARED_CAPTURES, require
 from tcptrace import replay as rp
 from tcptrace.errors import TcptraceError
 from tcptrace.model import STATES, UNKNOWN
@@ -25,8 +25,8 @@ TEARDOWN = SHARED_CAPTURES / "cs_tcp_teardown.pcapng"
 
 
 def teardown():
-    conn = rp.load_connection(TEARDOWN, 0)
-    return (conn, *rp.analyse(conn))
+    kept = rp.list_connections(TEARDOWN, keep=0).kept
+    return (kept.conn, *rp.analyse(kept))
 
 
 def render(renderable, width: int = 120, height: int = 40) -> str:
@@ -153,10 +153,9 @@ def test_play_sleeps_and_says_when_a_wait_was_capped():
 
 @pytest.mark.parametrize("quit_key, status", [("q", "0"), ("C-c", "130")])
 def test_step_in_tmux(tmp_path, quit_key, status):
-    """Skips without tmux, in CI too: tmux is not among the Makefile's TEST_DEBS. The
-    terminal settings must be the same after quitting, with q or with Ctrl-C."""
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed")
+    """Needs tmux (the Makefile's TEST_DEBS: required in CI). The terminal settings
+    must be the same after quitting, with q or with Ctrl-C."""
+    require(None if shutil.which("tmux") else "tmux is not installed")
     capture = PROJECT_CAPTURES / "close-end.pcapng"
     session = f"tcptrace-step-{uuid.uuid4().hex[:8]}"
     done = tmp_path / "done"
@@ -184,7 +183,7 @@ def test_step_in_tmux(tmp_path, quit_key, status):
 
     tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", f"sh {script}")
     try:
-        count = len(rp.analyse(rp.load_connection(capture, 0))[0])
+        count = len(rp.analyse(rp.list_connections(capture, keep=0).kept)[0])
         screen = screen_with(f"segment 1 of {count}")
         assert "client opens: SYN" in screen
         tmux("send-keys", "-t", session, "Enter")

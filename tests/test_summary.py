@@ -1,154 +1,87 @@
-"""`tcptrace summary`: one engine with replay (same observer, same verdicts), the fast
-paths equal to the slow ones, streaming rules (port reuse, linger, late roles), output."""
+"""`tcptrace summary`: one engine and one grouping with replay (the same connections, the
+same verdicts, the same counts, on every connection), streaming rules (port reuse,
+linger, late roles), output."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import random
 import socket
 import struct
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from tcptrace.cli import cli
-from tcptrace.connections import read_connections
-from tcptrace.decode import ETH_IP4_TCP, decode_segment
-from tcptrace.model import ACK, FIN, PSH, RST, SYN, Segment
-from tcptrace.observer import ConnectionObserver, Endpoint
-from tcptrace.pcapfile import CaptureReader
+from tcptrace import replay as rp
+from tcptrace.bench.synth import generate
+from tcptrace.engine import Scan
+from tcptrace.model import ACK, FIN, RST, SYN
 from tcptrace.pcapwrite import write_capture
 from tcptrace.render.jsonout import verdict_json
-from tcptrace.render.summary import CSV_FIELDS, CsvWriter, json_line
-from tcptrace.summary import Summariser
-from tcptrace.verdict import classify
+from tcptrace.render.summary import CSV_FIELDS, CsvWriter
 
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures-real"
 REAL = sorted(p.name for p in CAPTURES.glob("*.pcap*"))
+CORRUPT = "sv_smtp-to-comma_corrupt.pcap"
 
 
-def key(conn, first: float) -> tuple:
-    return conn.client, conn.server, conn.vlan, round(first, 6)
+# -- one engine, one grouping ----------------------------------------------------------------
+
+def warnings_of(err: str) -> list[str]:
+    return [line.removeprefix("tcptrace: warning: ") for line in err.splitlines()]
 
 
-# -- one engine ----------------------------------------------------------------------------
+def assert_summary_agrees_with_replay(summary, replay, path: Path) -> int:
+    """`summary --json` and `replay --json` of one capture: the same connections, in the
+    same order, each with the same endpoints, roles, verdict and counts; the same
+    warnings. Returns the number of connections."""
+    code, out, err = summary("--json", path)
+    r_code, r_out, r_err = replay("--json", path)
+    assert code == r_code and err == r_err
+    lines = [json.loads(line) for line in out.splitlines()]
+    doc = json.loads(r_out)
+    assert doc["warnings"] == warnings_of(err)
+    streams = [c["stream"] for c in doc["connections"]]
+    assert sorted(streams) == list(range(len(streams)))      # each once
+    assert [line["stream"] for line in lines] == streams      # handed over in one order
+    for line, conn in zip(lines, doc["connections"]):
+        where = f"stream {conn['stream']}"
+        assert (line["client"], line["server"], line.get("vlan"), line.get("roles_guessed")) \
+            == (conn["client"], conn["server"], conn.get("vlan"), conn.get("roles_guessed")), where
+        assert line["verdict"] == conn["verdict"], where
+        packets = conn["packets"]
+        for side in ("client", "server"):
+            sent = line["sent"][side]
+            mine = [p for p in packets if p["from"] == side]
+            assert sent["packets"] == len(mine), where
+            assert sent["zero_windows"] == sum("zero-window" in p.get("tags", ())
+                                               for p in mine), where
+        assert line["last"] - line["first"] == pytest.approx(packets[-1]["t"], abs=2e-6), where
+    return len(lines)
+
 
 @pytest.mark.parametrize("name", REAL)
-def test_same_connections_and_verdicts_as_replay(name):
-    path = CAPTURES / name
-    ours = {key(s.conn, s.first): s for s in Summariser(path)}
-    conns, _ = read_connections(path)
-    assert sorted(ours) == sorted(key(c, c.segments[0].t) for c in conns)
-    for conn in conns:
-        s = ours[key(conn, conn.segments[0].t)]
-        assert s.verdict == classify(conn)
-        assert s.conn.roles_guessed == conn.roles_guessed
-        assert s.client.packets + s.server.packets == len(conn.segments)
-        assert s.last == conn.segments[-1].t
+def test_summary_and_replay_agree_on_every_connection(summary, replay, name):
+    assert assert_summary_agrees_with_replay(summary, replay, CAPTURES / name) >= 1
 
 
-def _random_segments(rng: random.Random) -> list[Segment]:
-    """A random walk over one connection: mostly in-order traffic, with losses,
-    retransmissions, zero windows, FINs, RSTs, stray SYNs and odd numbers."""
-    isn = [rng.getrandbits(32), rng.getrandbits(32)]
-    nxt = list(isn)
-    ends = [("10.0.0.1", 40000), ("10.0.0.2", 80)]
-    segs: list[Segment] = []
-
-    def add(side, flags, seq, ack, length=0, win=502, wscale=None):
-        (src, sport), (dst, dport) = ends[side], ends[1 - side]
-        t = (segs[-1].t if segs else 0.0) + rng.choice((0.0001, 0.001, 0.05))
-        segs.append(Segment(t, src, sport, dst, dport, flags, seq & 0xFFFFFFFF,
-                            ack & 0xFFFFFFFF, length, win, wscale))
-
-    if rng.random() < 0.8:
-        add(0, SYN, isn[0], 0, win=64240, wscale=rng.choice((None, 7)))
-        nxt[0] += 1
-        if rng.random() < 0.9:
-            add(1, SYN | ACK, isn[1], nxt[0], win=65160, wscale=rng.choice((None, 7)))
-            nxt[1] += 1
-            add(0, ACK, nxt[0], nxt[1])
-    for _ in range(rng.randrange(1, 40)):
-        side, x = rng.randrange(2), rng.random()
-        length = rng.choice((0, 0, 1, 100, 1448))
-        win = 502 if rng.random() < 0.85 else rng.choice((0, 1, 65535))
-        if x < 0.7:                                     # in order
-            add(side, ACK | (PSH if length else 0), nxt[side],
-                nxt[1 - side] - rng.choice((0, 0, 0, 1, 100)), length, win)
-            nxt[side] += length
-        elif x < 0.78:                                  # old data again
-            add(side, ACK, nxt[side] - rng.choice((1, 100, 1448)), nxt[1 - side], length, win)
-        elif x < 0.84:                                  # beyond a gap
-            add(side, ACK, nxt[side] + rng.choice((1, 100)), nxt[1 - side], length, win)
-            if rng.random() < 0.5:
-                nxt[side] += 100 + length
-        elif x < 0.9:
-            add(side, FIN | ACK, nxt[side], nxt[1 - side], length, win)
-            nxt[side] += length + 1
-        elif x < 0.93:
-            add(side, RST | (ACK if rng.random() < 0.5 else 0),
-                nxt[side] + rng.choice((0, 0, 5)), nxt[1 - side], 0, 0)
-        elif x < 0.95:
-            add(side, SYN | (ACK if rng.random() < 0.5 else 0), isn[side], nxt[1 - side], 0, win)
-        else:
-            add(side, rng.choice((ACK, 0, ACK | FIN | PSH, ACK | 0x20)),
-                nxt[side] + rng.choice((0, -1, 1 << 31)),
-                nxt[1 - side] + rng.choice((0, 1 << 31, 5)), length, win)
-    return segs
+def test_summary_and_replay_agree_on_a_synthetic_capture(summary, replay, tmp_path):
+    # Thousands of interleaved connections, loopback port reuse, every way of closing.
+    path = tmp_path / "synth.pcap"
+    expected, _ = generate(path, 3000, 5)
+    assert assert_summary_agrees_with_replay(summary, replay, path) == len(expected)
 
 
-def _state(obs: ConnectionObserver) -> dict:
-    """Everything the observer knows, except what only annotation or caching keeps."""
-    out = {name: getattr(obs, name) for name in ConnectionObserver.__slots__
-           if name not in ("client", "server", "zeek", "_syn_steps", "_syn_side")}
-    for side in ("client", "server"):
-        end = getattr(obs, side)
-        out.update({f"{side}.{name}": getattr(end, name) for name in Endpoint.__slots__
-                    if name not in ("steps", "quiet")})
-    out.update({f"zeek.{name}": getattr(obs.zeek, name) for name in type(obs.zeek).__slots__})
-    return out
-
-
-def test_header_prediction_leaves_the_same_state_as_the_full_path():
-    rng = random.Random(20240601)
-    for _ in range(1500):
-        full, fast = ConnectionObserver("10.0.0.1", 40000), ConnectionObserver("10.0.0.1", 40000)
-        for seg in _random_segments(rng):
-            full.feed(seg)                  # annotate=True never takes the fast path
-            fast.feed_fields(seg.src == "10.0.0.1", seg.t, seg.flags, seg.seq, seg.ack,
-                             seg.length, seg.win, seg.wscale)
-            assert _state(fast) == _state(full), seg
-
-
-@pytest.mark.parametrize("name", [n for n in REAL if n.endswith(".pcap")])
-def test_in_place_decoding_equals_decode_segment(name):
-    reader = CaptureReader(CAPTURES / name)
-    fast = 0
-    for ts, linktype, buf, off, caplen, orig in reader.frames():
-        seg = decode_segment(linktype, buf[off:off + caplen], orig, ts)
-        if linktype != 1 or caplen < ETH_IP4_TCP.size:
-            continue
-        etype, vihl, total, frag, proto, raw, seq, ack, hoff, flags, win = \
-            ETH_IP4_TCP.unpack_from(buf, off)
-        hlen = hoff >> 2 & 0x3C
-        if (etype, vihl, proto) != (0x0800, 0x45, 6) or frag & 0x1FFF or not total:
-            continue
-        fast += 1
-        if hlen < 20 or total - 20 < hlen:
-            assert seg is None
-            continue
-        assert raw == (socket.inet_aton(seg.src) + socket.inet_aton(seg.dst)
-                       + struct.pack("!HH", seg.sport, seg.dport))
-        assert (seq, ack, flags, win, total - 20 - hlen) == (seg.seq, seg.ack, seg.flags,
-                                                             seg.win, seg.length)
-    assert fast or name in ("lw_simple_http_sll2.pcap", "zeek_tls_irc-starttls.pcap",
-                            "sv_tcp-empty-sack_tcp-opt.pcap", "zeek_redis_attr.pcap",
-                            "zeek_http-vlan-0.pcap", "zeek_ftp_ipv6-violation.pcap",
-                            "sv_community-id-ipv6.pcap", "sv_mqtt-limit-2.pcap")
+def test_listing_and_summary_scan_give_the_same_rows():
+    # replay's listing (keeping one connection's segments) and summary's scan (keeping
+    # none) on the largest real capture.
+    path = CAPTURES / "zeek_nmap-vsn.pcap"
+    listing = rp.list_connections(path, keep=3)
+    scan = sorted(Scan(path), key=lambda s: s.stream)
+    assert [(r.index, r.conn.client, r.conn.server, r.packets, r.verdict) for r in listing.rows] \
+        == [(s.stream, s.conn.client, s.conn.server, s.packets, s.verdict) for s in scan]
+    assert listing.kept.stream == 3 and len(listing.kept.conn.segments) == scan[3].packets
 
 
 # -- streaming rules -------------------------------------------------------------------------
@@ -173,10 +106,16 @@ def closed_connection(t: float, isn: int) -> list[tuple[float, bytes]]:
 
 
 def summarise(tmp_path, frames, **options):
+    """(client, close, segments) of each connection, as the summary hands them over;
+    replay's listing (the default linger) must have the same connections."""
     path = tmp_path / "t.pcap"
     write_capture(path, frames)
-    return [(s.conn.client, s.verdict.close, s.client.packets + s.server.packets)
-            for s in Summariser(path, **options)]
+    got = [(s.conn.client, s.verdict.close, s.client.packets + s.server.packets)
+           for s in Scan(path, **options)]
+    if options.get("linger", 60.0) == 60.0:
+        rows = rp.list_connections(path).rows
+        assert sorted(got) == sorted((r.conn.client, r.verdict.close, r.packets) for r in rows)
+    return got
 
 
 def test_port_reuse_starts_a_new_connection_at_once(tmp_path):
@@ -186,11 +125,11 @@ def test_port_reuse_starts_a_new_connection_at_once(tmp_path):
 
 def test_a_late_segment_after_linger_is_a_new_connection(tmp_path):
     stray = (500.0, frame(S, C, RST, 9))
-    # Within the linger time it is the old connection's (as replay has it) ...
+    # Within the linger time it is the old connection's ...
     assert summarise(tmp_path, closed_connection(0, 100) + [stray], linger=600) == [
         ("10.0.0.1:40000", "fin", 7)]
-    # ... after it, the old one is summarised and forgotten first.
-    assert summarise(tmp_path, closed_connection(0, 100) + [stray], linger=60) == [
+    # ... after it, the old one is summarised and forgotten first, in replay too.
+    assert summarise(tmp_path, closed_connection(0, 100) + [stray]) == [
         ("10.0.0.1:40000", "fin", 6), ("10.0.0.1:40000", "rst", 1)]
 
 
@@ -201,10 +140,11 @@ def test_roles_settled_by_a_late_syn_are_replays(tmp_path):
               (0.004, frame(C, S, FIN | ACK, 101, 9)), (0.005, frame(S, C, ACK, 9, 102))]
     path = tmp_path / "t.pcap"
     write_capture(path, frames)
-    [s] = Summariser(path)
-    [conn], _ = read_connections(path)
-    assert (s.conn.client, s.verdict) == (conn.client, classify(conn))
+    [s] = Scan(path)
+    [row] = rp.list_connections(path).rows
+    assert (s.conn.client, s.verdict) == (row.conn.client, row.verdict)
     assert (s.conn.client, s.verdict.first_closer) == ("10.0.0.1:40000", "server")
+    assert s.conn.roles_guessed is None
 
 
 def test_reverse_direction_on_another_vlan_joins(tmp_path):
@@ -215,79 +155,76 @@ def test_reverse_direction_on_another_vlan_joins(tmp_path):
               (0.004, frame(S, C, RST | ACK, 8, 101))]      # untagged: another connection
     assert summarise(tmp_path, frames) == [("10.0.0.1:40000", "rst", 4),
                                            ("10.0.0.1:40000", "rst", 1)]
-    assert len(read_connections(tmp_path / "t.pcap")[0]) == 2
 
 
 # -- output ----------------------------------------------------------------------------------
 
 def test_json_lines_carry_the_verdict_object_and_counts():
-    for s in Summariser(CAPTURES / "zeek_vlan-collisions.pcap"):
-        doc = json.loads(json_line(s))
+    for s in Scan(CAPTURES / "zeek_vlan-collisions.pcap"):
+        doc = json.loads(s.json_line())
         assert doc["verdict"] == verdict_json(s.verdict)
-        assert (doc["schema"], doc["command"]) == ("tcptrace/1", "summary")
+        assert (doc["schema"], doc["command"], doc["stream"]) == ("tcptrace/1", "summary",
+                                                                  s.stream)
         assert (doc["client"], doc["server"]) == (s.conn.client, s.conn.server)
         assert doc.get("vlan", []) == list(s.conn.vlan)
         assert doc["sent"]["client"] == s.client._asdict()
+        assert doc["sent"]["server"] == s.server._asdict()
         assert (doc["first"], doc["last"]) == (round(s.first, 6), round(s.last, 6))
-    [s] = Summariser(CAPTURES / "cs_tcp_teardown.pcapng")
-    assert json.loads(json_line(s))["roles_guessed"].startswith("no SYN seen")
+        assert "roles_guessed" not in doc
+    [s] = Scan(CAPTURES / "cs_tcp_teardown.pcapng")
+    assert json.loads(s.json_line())["roles_guessed"].startswith("no SYN seen")
+
+
+def test_json_line_fields_in_contract_order():
+    [s] = Scan(CAPTURES / "zeek_http-vlan-0.pcap")
+    assert list(json.loads(s.json_line())) == ["schema", "command", "stream", "client",
+                                               "server", "vlan", "first", "last", "verdict",
+                                               "sent"]
 
 
 def test_csv_rows():
     out = io.StringIO()
     writer = CsvWriter(out)
-    for s in Summariser(CAPTURES / "tcpreplay_test.pcap"):
+    for s in Scan(CAPTURES / "tcpreplay_test.pcap"):
         writer.write(s)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert len(rows) == 7 and tuple(rows[0]) == CSV_FIELDS
-    assert {r["close"] for r in rows} == {"fin", "half-open", "open"}
+    # README: stream 0 crossed FINs, stream 2 a 4-way close, stream 3 half-closed (the
+    # server's FIN only); the others open or mid-stream.
+    assert {r["close"] for r in rows} == {"fin", "half-closed", "open"}
+    [half] = [r for r in rows if r["close"] == "half-closed"]
+    assert (half["first_closer"], half["client_final"], half["server_final"],
+            half["conn_state"]) == ("server", "CLOSE-WAIT", "FIN-WAIT-2", "S3")
 
 
-def test_tables_and_json_from_the_command_line():
-    path = str(CAPTURES / "zeek_nmap-vsn.pcap")
-    result = CliRunner().invoke(cli, ["summary", path])
-    assert result.exit_code == 0, result.output
+def test_csv_from_the_command_line(summary):
+    code, out, err = summary("--csv", CAPTURES / "zeek_nmap-vsn.pcap")
+    assert (code, err) == (0, "")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 17
+    # nmap: SYNs refused, SYNs never answered, and connections the scanner resets.
+    assert {"refused", "unanswered", "rst"} <= {r["close"] for r in rows}
+    for r in rows:
+        if r["close"] == "unanswered":
+            assert (r["server_packets"], r["conn_state"], r["server_final"]) == ("0", "S0", "?")
+
+
+def test_tables_and_json_from_the_command_line(summary):
+    path = CAPTURES / "zeek_nmap-vsn.pcap"
+    code, out, err = summary(path)
+    assert (code, err) == (0, ""), err
     for title in ("How the connections ended", "Ended by RST", "Top talkers"):
-        assert title in result.output
-    result = CliRunner().invoke(cli, ["summary", "--json", path])
-    lines = result.output.splitlines()
-    assert len(lines) == 17 and all(json.loads(line)["command"] == "summary" for line in lines)
+        assert title in out
+    for word in ("refused", "unanswered"):
+        assert word in out
+    code, out, _ = summary("--json", path)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 17
+    assert all(json.loads(line)["command"] == "summary" for line in lines)
+    assert sorted(json.loads(line)["stream"] for line in lines) == list(range(17))
 
 
-# -- several processes ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", REAL)
-def test_parallel_jobs_give_the_same_summaries(name):
-    path = CAPTURES / name
-    one = [json_line(s) for s in Summariser(path, jobs=1)]
-    assert sorted(json_line(s) for s in Summariser(path, jobs=2)) == sorted(one)
-
-
-@pytest.mark.parametrize("jobs", [2, 3])
-def test_parallel_jobs_on_a_synthetic_capture(tmp_path, jobs):
-    from tcptrace.bench.synth import generate
-
-    path = tmp_path / "synth.pcap"
-    generate(path, 3000, 7)
-    for linger in (60.0, 0.5):
-        one = Summariser(path, linger=linger, jobs=1)
-        lines = [json_line(s) for s in one]
-        many = Summariser(path, linger=linger, jobs=jobs)
-        got = [json_line(s) for s in many]
-        assert sorted(got) == sorted(lines)
-        assert (many.segments, many.connections) == (one.segments, one.connections)
-        # Deterministic, and the end of the file comes in order of first appearance.
-        assert got == [json_line(s) for s in Summariser(path, linger=linger, jobs=jobs)]
-        assert got[-100:] == lines[-100:] or linger == 0.5
-
-
-def test_parallel_stopping_early_reaps_the_worker(tmp_path):
-    from tcptrace.bench.synth import generate
-
-    path = tmp_path / "synth.pcap"
-    generate(path, 2000, 3)
-    run = iter(Summariser(path, jobs=2))
-    next(run)
-    run.close()
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
+def test_jobs_is_gone(summary):
+    code, out, err = summary("--jobs", "2", CAPTURES / "cs_tcp_teardown.pcapng")
+    assert code == 2 and out == ""
+    assert "No such option" in err and "--jobs" in err and "Traceback" not in err

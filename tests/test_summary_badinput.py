@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tcptrace.bench.synth import generate
+from tcptrace.engine import Scan
 from tcptrace.errors import TcptraceError
 from tcptrace.pcapwrite import write_capture
-from tcptrace.summary import Summariser
 
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures-real"
 
@@ -91,6 +91,9 @@ def test_random_damage_never_raises(tmp_path, seed):
         data[at:at + 4] = rng.randbytes(4)
     path.write_bytes(bytes(data))
     try:
-        list(Summariser(path))
+        scan = Scan(path)
+        done = list(scan)
     except TcptraceError:
-        pass
+        return
+    assert len(done) == scan.connections
+    assert sorted(s.stream for s in done) == list(range(len(done)))

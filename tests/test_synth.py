@@ -5,16 +5,18 @@ tests have never seen), and tshark must read the file as we do."""
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import struct
 import subprocess
 from collections import Counter
 
 import pytest
 
-from tcptrace.bench import accuracy
-from tcptrace.bench.synth import KINDS, TAIL_KINDS, VERDICT_FIELDS, ensure, generate, load_truth
-from tcptrace.render.summary import json_line
-from tcptrace.summary import Summariser
+from tcptrace.bench import accuracy, first_difference
+from tcptrace.bench.synth import (KINDS, TAIL_KINDS, VERDICT_FIELDS, ensure, generate,
+                                  header_then_zeros, load_truth, one_syn_capture)
+from tcptrace.engine import Scan
 
 SEEDS = [random.randrange(1 << 30) for _ in range(3)]
 
@@ -22,7 +24,7 @@ SEEDS = [random.randrange(1 << 30) for _ in range(3)]
 def verdicts(path, **options) -> dict[tuple, tuple]:
     return {(s.conn.client, s.conn.server, round(s.first * 1e6)):
             tuple(getattr(s.verdict, k) for k in VERDICT_FIELDS)
-            for s in Summariser(path, **options)}
+            for s in Scan(path, **options)}
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
@@ -54,12 +56,12 @@ def test_the_capture_holds_every_kind_loopback_and_port_reuse(tmp_path):
 def test_short_linger_forgets_early_and_stays_right(tmp_path):
     path = tmp_path / "synth.pcap"
     expected, max_open = generate(path, 1500, 11, rate=20)
-    run = Summariser(path, linger=0.5)
+    run = Scan(path, linger=0.5)
     got = {(s.conn.client, s.conn.server, round(s.first * 1e6)): s for s in run}
     assert all(tuple(getattr(got[e.client, e.server, e.start_us].verdict, k)
                      for k in VERDICT_FIELDS) == tuple(getattr(e, k) for k in VERDICT_FIELDS)
                for e in expected)
-    assert run.peak_open < 2 * max_open < len(expected)
+    assert run._scan.peak_open < 2 * max_open < len(expected)
 
 
 def test_generation_is_deterministic_and_cached(tmp_path):
@@ -75,13 +77,14 @@ def test_bench_accuracy_reads_our_json_lines(tmp_path):
     path = tmp_path / "synth.pcap"
     expected, _ = generate(path, 200, 2)
     out = tmp_path / "out.jsonl"
-    out.write_text("".join(json_line(s) + "\n" for s in Summariser(path)))
+    scan = Scan(path)
+    out.write_text("".join(s.json_line() + "\n" for s in scan))
     acc, segments = accuracy(expected, out)
     assert (acc.right, acc.missing, acc.extra, acc.wrong) == (200, 0, 0, [])
     bad = expected[0]._replace(close="open")
     acc, _ = accuracy([bad] + expected[1:], out)
     assert acc.right == 199 and acc.wrong[0][0] == bad
-    assert segments == sum(1 for _ in Summariser(path).reader)
+    assert segments == scan.segments
 
 
 def test_tshark_reads_the_synthetic_capture(tmp_path, tshark):
@@ -89,5 +92,49 @@ def test_tshark_reads_the_synthetic_capture(tmp_path, tshark):
     generate(path, 100, 4)
     out = subprocess.run([tshark, "-r", path, "-T", "fields", "-e", "tcp.stream"],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert len(out) == sum(1 for _ in Summariser(path).reader)
+    scan = Scan(path)
+    list(scan)
+    assert len(out) == scan.segments
     assert len(set(out)) == 100                     # no port reuse at this size
+
+
+def test_one_syn_capture_is_n_unanswered_connections(tmp_path):
+    path = tmp_path / "syns.pcap"
+    one_syn_capture(path, 500)
+    got = list(Scan(path))
+    assert len(got) == 500
+    assert {s.verdict.close for s in got} == {"unanswered"}
+    assert len({s.conn.client for s in got}) == 500
+
+
+def test_tshark_reads_one_syn_capture_as_n_syns(tmp_path, tshark):
+    path = tmp_path / "syns.pcap"
+    one_syn_capture(path, 3000)
+    out = subprocess.run([tshark, "-r", path, "-T", "fields", "-e", "tcp.flags", "-e",
+                          "ip.src", "-e", "tcp.srcport"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(out) == 3000
+    assert {line.split()[0] for line in out} == {"0x0002"}      # a SYN and nothing else
+    assert len(set(out)) == 3000                                # each its own client
+
+
+def test_header_then_zeros_is_sparse(tmp_path):
+    path = tmp_path / "zeros.pcap"
+    header_then_zeros(path, 1 << 30)
+    st = os.stat(path)
+    assert st.st_size == 1 << 30 and st.st_blocks * 512 < 1 << 20
+    with open(path, "rb") as f:
+        magic, major, minor, _, _, _, linktype = struct.unpack("<IHHiIII", f.read(24))
+        assert (magic, major, minor, linktype) == (0xA1B2C3D4, 2, 4, 1)
+        assert f.read(1 << 16) == bytes(1 << 16)
+
+
+def test_first_difference(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"1\n2\n3\n")
+    b.write_bytes(b"1\n2\n3\n")
+    assert first_difference(a, b) is None
+    b.write_bytes(b"1\n2\n")
+    assert first_difference(a, b) == 3
+    b.write_bytes(b"1\nX\n3\n")
+    assert first_difference(a, b) == 2

@@ -7,14 +7,13 @@ import pytest
 
 from conftest import SHARED_CAPTURES
 from segments import C, S, connection, handshake, seg
-from tcptrace.annotate import annotate
+from tcptrace import replay as rp
+from tcptrace.engine import Scan, analyse_segments, group_segments
 from tcptrace.model import Verdict
-from tcptrace.observer import observe
-from tcptrace.verdict import classify
 
 
 def verdict(*segments) -> Verdict:
-    return classify(connection(*segments))
+    return analyse_segments(connection(*segments))[2]
 
 
 FOUR_WAY = [*handshake(),
@@ -72,31 +71,54 @@ def test_refused():
                         conn_state="REJ", history="Sr")
 
 
-def test_half_open_and_open():
+def test_half_closed_unanswered_and_open():
     v = verdict(*handshake(), seg(0.01, "c", "FA", C + 1, S + 1), seg(0.02, "s", "A", S + 1, C + 2))
-    assert (v.close, v.final) == ("half-open", {"client": "FIN-WAIT-2", "server": "CLOSE-WAIT"})
+    assert (v.close, v.final) == ("half-closed", {"client": "FIN-WAIT-2", "server": "CLOSE-WAIT"})
     v = verdict(*handshake())
     assert (v.close, v.first_closer, v.conn_state) == ("open", None, "S1")
     v = verdict(seg(0, "c", "S", C))        # nobody answered (Zeek S0)
     assert (v.close, v.final, v.conn_state) == (
-        "open", {"client": "SYN-SENT", "server": "?"}, "S0")
+        "unanswered", {"client": "SYN-SENT", "server": "?"}, "S0")
+    v = verdict(seg(0, "c", "S", C), seg(1, "c", "S", C), seg(3, "c", "S", C))   # retried
+    assert (v.close, v.first_closer, v.conn_state) == ("unanswered", None, "S0")
 
 
-def test_classify_takes_rows_an_observer_or_nothing():
-    conn = connection(*FOUR_WAY)
-    assert classify(conn, observe(conn)) == classify(conn)
+def test_open_when_the_server_answered_anything():
+    # "unanswered" only when not one segment came back: a SYN+ACK, even with no ACK
+    # from the client after it, makes the connection open.
+    v = verdict(seg(0, "c", "S", C), seg(0.0001, "s", "SA", S, C + 1))
+    assert (v.close, v.conn_state) == ("open", "S1")
+    # Mid-connection traffic from the client alone: no SYN, so not "unanswered".
+    v = verdict(seg(0, "c", "PA", C + 1, S + 1, length=5))
+    assert v.close == "open"
+
+
+@pytest.mark.parametrize("segments", [
+    FOUR_WAY,
+    [*handshake(), seg(0.01, "s", "RA", S + 1, C + 1)],
+    [seg(0, "c", "S", C), seg(0.0001, "s", "RA", 0, C + 1, win=0)],
+    [seg(0, "c", "S", C)],
+    [*handshake(), seg(0.01, "c", "FA", C + 1, S + 1)],
+])
+def test_replay_and_summary_grouping_give_the_same_verdict(segments):
+    # One engine: a connection's verdict does not depend on whether its client was known
+    # (analyse_segments, as for a live run) or found by the grouping (a capture).
+    [grouped] = group_segments(segments)
+    assert grouped.conn.client == connection().client
+    assert grouped.verdict == verdict(*segments)
 
 
 # -- real captures ------------------------------------------------------------------------
 
 def replay(name: str):
-    from tcptrace.connections import read_connections
-
-    path = SHARED_CAPTURES / name
-    if not path.exists():
-        pytest.skip(f"{path} is not here")
-    conns, _warnings = read_connections(path)
-    return [(conn, annotate(conn), classify(conn)) for conn in conns]
+    """Every connection of a real capture, in stream order: (connection with its
+    segments, ladder rows, verdict)."""
+    scan = Scan(SHARED_CAPTURES / name, keep="all")
+    out = []
+    for s in sorted(scan, key=lambda s: s.stream):
+        views, v = rp.analyse(s)
+        out.append((s.conn, views, v))
+    return out
 
 
 def test_real_textbook_teardown_mid_connection():

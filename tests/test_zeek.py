@@ -6,23 +6,21 @@
   f r s h: again only at a different sequence number. t (payload that does not go past
   what was sent) and w (zero window, not on a RST, not after the peer's FIN): at the
   1st, 10th, 100th time.
+
+Through the engine's Python face: a hand-built connection's verdict carries both.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from segments import CLIENT, C, S, handshake, seg
-from tcptrace.model import ACK, FIN, RST, SYN
-from tcptrace.observer import ConnectionObserver
-from tcptrace.zeek import ZeekTracker
+from segments import C, S, connection, handshake, seg
+from tcptrace.engine import analyse_segments
 
 
 def zeek(*segments):
-    obs = ConnectionObserver(*CLIENT)
-    for s in segments:
-        obs.feed(s, annotate=False)
-    return obs.zeek.history, obs.zeek.conn_state(obs.client.bytes, obs.server.bytes)
+    verdict = analyse_segments(connection(*segments))[2]
+    return verdict.history, verdict.conn_state
 
 
 def with_data():
@@ -118,24 +116,18 @@ def test_retransmitted_payload():
 
 
 def test_repeated_fin_letter_rules():
-    z = ZeekTracker()
-    z.packet(True, SYN, 0, 0, 1000, 1)
-    z.packet(True, FIN | ACK, 1, 0, 1000, 1)
-    z.packet(True, FIN | ACK, 1, 0, 1000, 0)        # same FIN again: no letter
-    z.packet(True, FIN | ACK, 1, 4, 1000, 4)        # FIN at another place: F again
-    assert z.history == "SFF"
+    assert zeek(seg(0, "c", "S", C),
+                seg(0.1, "c", "FA", C + 1, S + 1),
+                seg(0.2, "c", "FA", C + 1, S + 1),                # same FIN again: no letter
+                seg(0.3, "c", "FA", C + 1, S + 1, length=4))[0] == "SFF"   # elsewhere: F
 
 
 def test_inconsistent_and_multi_flag_packets():
-    z = ZeekTracker()
-    z.packet(True, SYN | FIN, 0, 0, 1000, 2)
-    z.packet(False, FIN | RST | ACK, 0, 0, 0, 0)
-    assert z.history == "Qi"
+    # SYN+FIN from the originator is Q; FIN+RST from the responder is i.
+    assert zeek(seg(0, "c", "SF", C), seg(0.1, "s", "FRA", S, C + 2))[0] == "Qi"
 
 
 def test_rej_when_both_reset_without_data():
-    z = ZeekTracker()
-    z.packet(True, RST, 0, 0, 0, 0)
-    z.packet(False, RST, 0, 0, 0, 0)
-    assert z.conn_state(0, 0) == "REJ"
-    assert z.conn_state(10, 0) == "RSTR"
+    assert zeek(seg(0, "c", "R", C), seg(0.1, "s", "R", S))[1] == "REJ"
+    assert zeek(seg(0, "c", "PA", C, S, length=10), seg(0.1, "c", "R", C + 10),
+                seg(0.2, "s", "R", S))[1] == "RSTR"

@@ -167,7 +167,9 @@ struct Conn {
     pb: Packed,
     /// One observer per possible client (a, b) until a SYN says which.
     obs_a: Option<Observer>,
-    obs_b: Option<Observer>,
+    /// Boxed: most connections start with a SYN and never need it, and a small `Conn`
+    /// keeps the connections in flight in fewer cache lines.
+    obs_b: Option<Box<Observer>>,
     first: f64,
     last: f64,
     /// The first SYN without ACK: its sequence number, and whether a sent it.
@@ -190,7 +192,7 @@ impl Conn {
     /// Both sides CLOSED or TIME-WAIT, for every role assignment still open.
     fn at_rest(&self) -> bool {
         let done = |s: State| matches!(s, State::Closed | State::TimeWait);
-        [&self.obs_a, &self.obs_b]
+        [self.obs_a.as_ref(), self.obs_b.as_deref()]
             .into_iter()
             .flatten()
             .all(|o| done(o.client.state) && done(o.server.state))
@@ -285,6 +287,11 @@ impl Scanner {
     /// A connection done with, in the order they were done with.
     pub fn pop(&mut self) -> Option<Finished> {
         self.out.pop_front()
+    }
+
+    /// Nothing is waiting to be popped.
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
     }
 
     /// Call once per capture record (TCP or not), before its segment if it has one:
@@ -437,7 +444,7 @@ impl Scanner {
             obs_b: if client_known {
                 None
             } else {
-                Some(Observer::new())
+                Some(Box::default())
             },
             first: seg.t,
             last: seg.t,
@@ -561,8 +568,8 @@ fn finish(conn: Conn) -> Finished {
         obs_a, obs_b, kept, ..
     } = conn;
     let obs = match (client_is_a, obs_a, obs_b) {
-        (true, Some(o), _) | (false, _, Some(o)) => o,
-        (_, Some(o), None) | (_, None, Some(o)) => o,
+        (false, _, Some(o)) | (_, None, Some(o)) => *o,
+        (_, Some(o), _) => o,
         (_, None, None) => Observer::new(),
     };
     let sent = |s: &crate::observer::Side| Sent {

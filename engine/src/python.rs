@@ -55,13 +55,16 @@ impl Scan {
         })
     }
 
-    /// Up to `n` connections done with (fewer only at the end of the input).
-    fn next_batch(&mut self, py: Python<'_>, n: usize) -> Vec<Connection> {
+    /// Up to `n` connections done with, reading at most `records` records for them
+    /// (so a progress bar moves even while one long connection holds everything);
+    /// `exhausted` says when there will be no more.
+    fn next_batch(&mut self, py: Python<'_>, n: usize, records: u64) -> Vec<Connection> {
         let inner = &mut self.inner;
         py.detach(|| {
+            let mut budget = records;
             let mut out = Vec::with_capacity(n.min(4096));
             while out.len() < n {
-                match inner.next_finished() {
+                match inner.next_finished_within(&mut budget) {
                     Some(done) => out.push(Connection { done }),
                     None => break,
                 }
@@ -70,16 +73,23 @@ impl Scan {
         })
     }
 
+    /// Everything is read and handed over.
+    #[getter]
+    fn exhausted(&mut self) -> bool {
+        self.inner.exhausted()
+    }
+
     /// Up to `n` connections done with, as `tcptrace/1` summary JSON lines joined in
     /// one string (each ending in a newline), and how many: `summary --json` hands the
     /// text straight to stdout, with no Python object per connection.
-    fn next_json_lines(&mut self, py: Python<'_>, n: usize) -> (String, usize) {
+    fn next_json_lines(&mut self, py: Python<'_>, n: usize, records: u64) -> (String, usize) {
         let inner = &mut self.inner;
         py.detach(|| {
+            let mut budget = records;
             let mut text = String::new();
             let mut count = 0;
             while count < n {
-                let Some(done) = inner.next_finished() else {
+                let Some(done) = inner.next_finished_within(&mut budget) else {
                     break;
                 };
                 text.push_str(&crate::jsonline::summary_line(&done));

@@ -43,6 +43,27 @@ impl<R: Read> Scan<R> {
         }
     }
 
+    /// As `next_finished`, but reading at most `*budget` records (counted down) before
+    /// giving up for now: a caller that shows progress gets control back regularly even
+    /// while one long connection holds everything.
+    pub fn next_finished_within(&mut self, budget: &mut u64) -> Option<Finished> {
+        loop {
+            if let Some(done) = self.scanner.pop() {
+                return Some(done);
+            }
+            if self.ended || *budget == 0 {
+                return None;
+            }
+            *budget -= 1;
+            self.step();
+        }
+    }
+
+    /// The input is read to its end and every connection handed over.
+    pub fn exhausted(&mut self) -> bool {
+        self.ended && self.scanner.is_empty()
+    }
+
     /// Read one record (or notice the end of the input).
     fn step(&mut self) {
         let Some(rec) = self.reader.next_record() else {

@@ -86,8 +86,12 @@ class Totals:
 
 
 def render_tables(console: Console, path: str, totals: Totals) -> None:
+    from rich.markup import escape
+
     span = (totals.last - totals.first) if totals.connections else 0.0
-    console.print(f"[bold]{path}[/]: {totals.connections:,} TCP connections, "
+    name = "standard input" if path == "-" else path
+    plural = "" if totals.connections == 1 else "s"
+    console.print(f"[bold]{escape(name)}[/]: {totals.connections:,} TCP connection{plural}, "
                   f"{totals.packets:,} segments over {span:,.1f} s")
     console.print(_kinds_table(totals))
     if totals.reset_count:
