@@ -258,8 +258,11 @@ def analyse_frames(frames: Sequence[tuple[float, bytes]], client: tuple[str, int
 def analyse_segments(conn: Connection) -> tuple[list[Step], tuple[str, str], Verdict]:
     """A connection already decoded (its segments and its client known): the observer's
     steps, both states before the first segment, and the verdict."""
-    (_, step_tuples, initial), verdict = _engine.analyse_segments(
-        conn.segments, conn.client_ip, conn.client_port)
+    try:
+        (_, step_tuples, initial), verdict = _engine.analyse_segments(
+            conn.segments, conn.client_ip, conn.client_port)
+    except _engine.CaptureError as e:
+        raise TcptraceError(str(e)) from None
     steps = [Step(*st, seg) for st, seg in zip(step_tuples, conn.segments)]
     return steps, initial, verdict_of(verdict)
 
@@ -269,4 +272,15 @@ def group_segments(segments: Sequence[Segment], linger: float = LINGER
     """Decoded segments grouped into connections as a capture's are (keys, VLAN rule,
     port reuse, roles, lingering), in the order each was done with, each with its
     segments and steps."""
-    return [summary_of(raw) for raw in _engine.scan_segments(list(segments), linger)]
+    try:
+        raws = _engine.scan_segments(list(segments), linger)
+    except _engine.CaptureError as e:
+        raise TcptraceError(str(e)) from None
+    return [summary_of(raw) for raw in raws]
+
+
+def plain_table(raws: Sequence, header: Sequence[str], right: Sequence[int],
+                optional: Sequence[int]) -> str:
+    """The connections table of the engine's records (`Scan.raw()`) as aligned plain
+    text, laid out by the engine (see python.rs `plain_table`)."""
+    return _engine.plain_table(list(raws), list(header), list(right), list(optional))

@@ -24,27 +24,34 @@ class ConnectionRow:
     connection and verdict objects are built only when asked for: a listing of a big
     capture has a hundred thousand rows and shows only their cells."""
 
-    __slots__ = ("index", "cells", "_raw")
+    __slots__ = ("index", "raw")
 
     def __init__(self, raw):
-        self._raw = raw
+        self.raw = raw                  # the engine's record
         self.index: int = raw.stream    # 0-based, in order of first appearance
-        # (client, server, VLAN stack, segments, how it closed, first closer, client
-        # final, server final, conn_state, roles guessed)
-        self.cells: tuple = raw.cells()
+
+    @property
+    def cells(self) -> list[str]:
+        """stream, client, server (marked * when the roles are a guess), VLAN stack,
+        segments, how it closed, first closer, client final, server final, conn_state."""
+        return self.raw.cells()
+
+    @property
+    def roles_guessed(self) -> bool:
+        return self.raw.roles_guessed is not None
 
     @property
     def conn(self) -> Connection:
         """Endpoints, VLAN stack, roles; no segments."""
-        return summary_of(self._raw).conn
+        return summary_of(self.raw).conn
 
     @property
     def verdict(self) -> Verdict:
-        return summary_of(self._raw).verdict
+        return summary_of(self.raw).verdict
 
     @property
     def packets(self) -> int:
-        return self._raw.packets
+        return self.raw.packets
 
 
 @dataclass

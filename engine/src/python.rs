@@ -200,29 +200,12 @@ impl Connection {
             sent(d.server_sent),
         )
     }
-    /// The connections table's cells: (client, server, VLAN stack, segments, how it
-    /// closed, first closer, client final, server final, conn_state, roles guessed).
-    /// One call and plain strings per row: a listing may have a hundred thousand.
-    fn cells(&self) -> Cells {
-        let d = &self.done;
-        let v = &d.verdict;
-        let vlan: Vec<String> = d.vlan.iter().map(u16::to_string).collect();
-        (
-            d.client.to_string(),
-            d.server.to_string(),
-            if vlan.is_empty() {
-                "-".to_string()
-            } else {
-                vlan.join(".")
-            },
-            thousands(d.packets),
-            v.close_text(),
-            v.first_closer.map_or("-", |r| r.name()),
-            v.final_client.name(),
-            v.final_server.name(),
-            v.conn_state,
-            d.roles_guessed.is_some(),
-        )
+    /// The connections table's row: stream, client, server (each marked `*` when the
+    /// roles are a guess), VLAN stack, segments, how it closed, first closer, client
+    /// final, server final, conn_state. One call and one list of plain strings per row:
+    /// a listing may have a hundred thousand.
+    fn cells(&self) -> Vec<String> {
+        row_cells(&self.done)
     }
     /// (segments, steps, initial states) when the scan kept this connection; else None.
     fn detail(&self) -> Option<DetailTuple> {
@@ -281,18 +264,85 @@ type VerdictTuple = (
     String,
 );
 
-type Cells = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    bool,
-);
+/// A connections-table row's cells (see `Connection.cells`).
+fn row_cells(d: &Finished) -> Vec<String> {
+    let v = &d.verdict;
+    let mark = if d.roles_guessed.is_some() { "*" } else { "" };
+    let vlan: Vec<String> = d.vlan.iter().map(u16::to_string).collect();
+    vec![
+        d.stream.to_string(),
+        format!("{}{mark}", d.client),
+        format!("{}{mark}", d.server),
+        if vlan.is_empty() {
+            "-".to_string()
+        } else {
+            vlan.join(".")
+        },
+        thousands(d.packets),
+        v.close_text(),
+        v.first_closer.map_or("-", |r| r.name()).to_string(),
+        v.final_client.name().to_string(),
+        v.final_server.name().to_string(),
+        v.conn_state.to_string(),
+    ]
+}
+
+/// The connections table as aligned plain text: `header`'s names over every row's
+/// cells, columns two spaces apart, those in `right` (indices into the header)
+/// right-aligned, those in `optional` left out when every row says "-", no trailing
+/// blanks. Done here for
+/// listings of a hundred thousand rows, where laying them out in Python costs more
+/// than reading the capture.
+#[pyfunction]
+fn plain_table(
+    rows: Vec<PyRef<'_, Connection>>,
+    header: Vec<String>,
+    right: Vec<usize>,
+    optional: Vec<usize>,
+) -> String {
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| row_cells(&r.done)).collect();
+    let columns: Vec<usize> = (0..header.len())
+        .filter(|i| {
+            !optional.contains(i) || cells.iter().any(|c| c.get(*i).is_some_and(|v| v != "-"))
+        })
+        .collect();
+    let width = |i: usize| {
+        cells
+            .iter()
+            .filter_map(|c| c.get(i))
+            .map(|c| c.chars().count())
+            .chain(header.get(i).map(|h| h.chars().count()))
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = columns.iter().map(|&i| width(i)).collect();
+    let mut out = String::new();
+    let mut line = |row: &[String]| {
+        let start = out.len();
+        for (k, (&i, &w)) in columns.iter().zip(&widths).enumerate() {
+            let cell = row.get(i).map_or("", String::as_str);
+            if k > 0 {
+                out.push_str("  ");
+            }
+            let pad = w.saturating_sub(cell.chars().count());
+            if right.contains(&i) {
+                out.extend(std::iter::repeat_n(' ', pad));
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
+        out.push('\n');
+    };
+    line(&header);
+    for row in &cells {
+        line(row);
+    }
+    out
+}
 
 /// 1234567 as "1,234,567", as Python's f"{n:,}".
 fn thousands(n: u64) -> String {
@@ -423,9 +473,7 @@ fn analyse_frames(
     client_port: u16,
     linktype: u32,
 ) -> PyResult<(DetailTuple, VerdictTuple)> {
-    let ip: IpAddr = client_ip
-        .parse()
-        .map_err(|_| CaptureError::new_err(format!("not an IP address: {client_ip}")))?;
+    let ip = parse_ip(client_ip)?;
     let segments = decode_all(&frames_of(&frames), linktype);
     let (detail, verdict) = analyse(
         segments,
@@ -437,17 +485,26 @@ fn analyse_frames(
     Ok((detail_tuple(&detail), verdict_tuple(&verdict)))
 }
 
+fn parse_ip(text: &str) -> PyResult<IpAddr> {
+    text.parse()
+        .map_err(|_| CaptureError::new_err(format!("not an IP address: {text}")))
+}
+
 /// A model.Segment (any object with its attributes) as the engine's Segment.
 fn segment_from(obj: &Bound<'_, PyAny>) -> PyResult<Segment> {
     let addr = |name: &str| -> PyResult<IpAddr> {
         let text: String = obj.getattr(name)?.extract()?;
-        text.parse()
-            .map_err(|_| CaptureError::new_err(format!("not an IP address: {text}")))
+        parse_ip(&text)
     };
     let vlan: Vec<u16> = obj.getattr("vlan")?.extract()?;
     let comments: Vec<String> = obj.getattr("comments")?.extract()?;
+    let t: f64 = obj.getattr("t")?.extract()?;
+    if !t.is_finite() {
+        // A capture's timestamps always are; a caller's might not be.
+        return Err(CaptureError::new_err(format!("not a timestamp: {t}")));
+    }
     Ok(Segment {
-        t: obj.getattr("t")?.extract()?,
+        t,
         src: Endpoint {
             ip: addr("src")?,
             port: obj.getattr("sport")?.extract()?,
@@ -481,9 +538,7 @@ fn analyse_segments(
     client_ip: &str,
     client_port: u16,
 ) -> PyResult<(DetailTuple, VerdictTuple)> {
-    let ip: IpAddr = client_ip
-        .parse()
-        .map_err(|_| CaptureError::new_err(format!("not an IP address: {client_ip}")))?;
+    let ip = parse_ip(client_ip)?;
     let (detail, verdict) = analyse(
         segments_from(&segments)?,
         Endpoint {
@@ -522,6 +577,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analyse_frames, m)?)?;
     m.add_function(wrap_pyfunction!(analyse_segments, m)?)?;
     m.add_function(wrap_pyfunction!(scan_segments, m)?)?;
+    m.add_function(wrap_pyfunction!(plain_table, m)?)?;
     m.add("CaptureError", m.py().get_type::<CaptureError>())?;
     m.add("TAG_NAMES", TAG_NAMES.to_vec())?;
     m.add("HOUSEKEEPING", crate::grouping::HOUSEKEEPING)?;

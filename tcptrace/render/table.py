@@ -13,6 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
+from tcptrace.engine import plain_table
 from tcptrace.model import Connection, PacketView, Verdict
 from tcptrace.render.ladder import render_connection, state_text
 from tcptrace.replay import Listing
@@ -23,8 +24,7 @@ SLOW = 0.5
 
 HEADER = ("stream", "client", "server", "vlan", "segs", "how it closed", "first closer",
           "client final", "server final", "conn_state")
-# Places in ConnectionRow.cells (the engine's): the VLAN stack, the roles-guessed flag.
-CELL_VLAN, CELL_GUESSED = 2, 9
+VLAN = HEADER.index("vlan")
 # Beyond this many rows the table is written as plain aligned text: rich lays out a
 # table cell by cell (about a second per thousand rows), and nobody reads colours in a
 # hundred thousand lines.
@@ -32,17 +32,12 @@ PLAIN_ROWS = 2000
 
 
 def _row_cells(listing: Listing) -> tuple[tuple[str, ...], list[list[str]]]:
-    """Header and rows as strings: the VLAN column only when some connection has a
-    tag, `*` after endpoints whose roles are a guess."""
-    vlans = any(row.cells[CELL_VLAN] != "-" for row in listing.rows)
-    keep = [i for i, name in enumerate(HEADER) if vlans or name != "vlan"]
-    rows = []
-    for row in listing.rows:
-        c = row.cells
-        mark = "*" if c[CELL_GUESSED] else ""
-        full = (str(row.index), c[0] + mark, c[1] + mark, *c[2:CELL_GUESSED])
-        rows.append([full[i] for i in keep])
-    return tuple(HEADER[i] for i in keep), rows
+    """Header and rows as strings (the engine's cells), the VLAN column only when some
+    connection has a tag."""
+    rows = [row.cells for row in listing.rows]
+    if any(cells[VLAN] != "-" for cells in rows):
+        return HEADER, rows
+    return HEADER[:VLAN] + HEADER[VLAN + 1:], [c[:VLAN] + c[VLAN + 1:] for c in rows]
 
 
 def connections_table(listing: Listing) -> Table:
@@ -59,13 +54,10 @@ def connections_table(listing: Listing) -> Table:
 
 
 def write_plain_table(out, listing: Listing) -> None:
-    """The connections table as aligned plain text, one write per row."""
-    header, rows = _row_cells(listing)
-    widths = [max(map(len, column)) for column in zip(header, *rows)]
-    right = {0, header.index("segs")}
-    fmt = "  ".join(f"{{:{'>' if i in right else '<'}{w}}}" for i, w in enumerate(widths))
-    out.write(fmt.format(*header).rstrip() + "\n")
-    out.writelines(fmt.format(*cells).rstrip() + "\n" for cells in rows)
+    """The connections table as aligned plain text, laid out by the engine in one
+    string (a hundred thousand rows in Python cost more than reading the capture)."""
+    right = [HEADER.index("stream"), HEADER.index("segs")]
+    out.write(plain_table([row.raw for row in listing.rows], HEADER, right, [VLAN]))
 
 
 def render_listing(console: Console, listing: Listing) -> None:
@@ -79,7 +71,7 @@ def render_listing(console: Console, listing: Listing) -> None:
     else:
         console.print(connections_table(listing))
     console.print()
-    if any(row.cells[CELL_GUESSED] for row in listing.rows):
+    if any(row.roles_guessed for row in listing.rows):
         console.print("* no SYN seen: which side is the client is a guess "
                       "(--stream N says how it was guessed)")
     console.print(f"Show one connection's ladder: tcptrace replay {listing.path} "
