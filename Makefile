@@ -9,7 +9,7 @@ APT    := DEBIAN_FRONTEND=noninteractive apt-get
 TOOL_DEBS := iproute2
 TEST_DEBS := tshark tcpdump tmux
 
-.PHONY: setup test-deps run test bench clean
+.PHONY: setup test-deps run test bench fuzz clean
 
 setup: $(STAMP)
 	@command -v ss >/dev/null || { $(APT) update -qq && $(APT) install -y -qq $(TOOL_DEBS); }
@@ -44,6 +44,19 @@ test: test-deps
 bench: test-deps
 	@[ -x /usr/bin/tcptrace ] || { $(APT) update -qq && $(APT) install -y -qq tcptrace >/dev/null; }
 	$(PY) -m tcptrace.bench
+
+# Coverage-guided fuzzing of the engine (engine/fuzz: cargo-fuzz, libFuzzer), one target
+# after another, FUZZ_SECONDS each; a crash is written to engine/fuzz/artifacts/ (see
+# engine/fuzz/README.md). RUSTC_BOOTSTRAP lets cargo-fuzz use its nightly flags on the
+# stable toolchain; the address sanitizer is off: the crate forbids unsafe code.
+FUZZ_SECONDS ?= 120
+FUZZ := cd engine/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+	cd engine/fuzz && python3 seed.py
+	$(FUZZ) capture  corpus/capture  -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10
+	$(FUZZ) segments corpus/segments -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10
+	$(FUZZ) decode   corpus/decode   -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10
 
 clean:
 	rm -rf $(VENV) .pytest_cache engine/target tcptrace/_engine*.so

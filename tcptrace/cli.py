@@ -199,6 +199,8 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
 
     if as_json and as_csv:
         raise TcptraceError("choose one of --json and --csv")
+    if linger != linger:                # click's FloatRange lets nan through
+        raise TcptraceError("--linger takes a number of seconds (inf: never forget)")
     machine = as_json or as_csv
     progress = None
     # No bar in a log, nor on the terminal the lines stream to (they would garble it);

@@ -56,6 +56,21 @@ def test_json_and_csv_together(tmp_path):
                    "choose one of --json and --csv")
 
 
+def test_linger_must_be_a_number():
+    one_line_error(summary("--linger", "nan", CAPTURES / "cs_tcp_teardown.pcapng"),
+                   "--linger takes a number of seconds")
+    assert summary("--json", "--linger", "inf", CAPTURES / "cs_tcp_teardown.pcapng"
+                   ).returncode == 0
+
+
+def test_segments_with_a_timestamp_that_is_no_time_are_refused():
+    from tcptrace.engine import group_segments
+    from tcptrace.model import SYN, Segment
+
+    with pytest.raises(TcptraceError, match="not a timestamp: NaN"):
+        group_segments([Segment(float("nan"), "10.0.0.1", 1, "10.0.0.2", 2, SYN, 0, 0, 0, 0)])
+
+
 def test_damaged_file_gives_what_it_can_and_a_warning():
     result = summary("--json", CAPTURES / "sv_smtp-to-comma_corrupt.pcap")
     assert result.returncode == 2
