@@ -252,7 +252,10 @@ pub struct Scanner {
     slots: Vec<Option<Conn>>,
     free: Vec<usize>,
     by_key: FxHashMap<Key, (usize, bool)>,
-    by_pair: FxHashMap<Pair, Vec<usize>>,
+    /// Live connections by endpoint pair, any VLAN stack: kept only once a tagged
+    /// segment has been seen (before that no segment can join another stack's
+    /// connection, and most captures carry no tag at all).
+    by_pair: Option<FxHashMap<Pair, Vec<usize>>>,
     /// (since, slot, stream): connections at rest, oldest first. An entry whose
     /// connection is gone or whose `since` changed is stale.
     closing: VecDeque<(f64, usize, u64)>,
@@ -273,7 +276,7 @@ impl Scanner {
             slots: Vec::new(),
             free: Vec::new(),
             by_key: FxHashMap::default(),
-            by_pair: FxHashMap::default(),
+            by_pair: None,
             closing: VecDeque::new(),
             out: VecDeque::new(),
             records: 0,
@@ -312,6 +315,9 @@ impl Scanner {
             dst: seg.dst.into(),
             vlan: vlan_word(&seg.vlan),
         };
+        if !seg.vlan.is_empty() && self.by_pair.is_none() {
+            self.index_pairs();
+        }
         let mut entry = self.by_key.get(&key).copied();
         if let Some((slot, _)) = entry {
             let conn = self.conn(slot);
@@ -479,14 +485,31 @@ impl Scanner {
             self.by_key.insert(back, (slot, false));
         }
         self.by_key.insert(key, (slot, true));
-        self.by_pair.entry(pair(pa, pb)).or_default().push(slot);
+        if let Some(by_pair) = self.by_pair.as_mut() {
+            by_pair.entry(pair(pa, pb)).or_default().push(slot);
+        }
         (slot, true)
+    }
+
+    /// The first tagged segment: from now on the VLAN rule needs every live connection
+    /// by endpoint pair.
+    fn index_pairs(&mut self) {
+        let mut live: Vec<(u64, usize)> = (self.slots.iter().enumerate())
+            .filter_map(|(slot, c)| c.as_ref().map(|c| (c.stream, slot)))
+            .collect();
+        live.sort_unstable(); // oldest first, as if they had been indexed all along
+        let mut by_pair: FxHashMap<Pair, Vec<usize>> = FxHashMap::default();
+        for (_, slot) in live {
+            let c = self.conn(slot);
+            by_pair.entry(pair(c.pa, c.pb)).or_default().push(slot);
+        }
+        self.by_pair = Some(by_pair);
     }
 
     /// VLAN rule: a segment on a new VLAN stack joins the connection whose reverse
     /// direction it is, when that direction has sent nothing yet.
     fn join(&mut self, key: &Key) -> Option<(usize, bool)> {
-        let candidates = self.by_pair.get(&pair(key.src, key.dst))?;
+        let candidates = self.by_pair.as_ref()?.get(&pair(key.src, key.dst))?;
         let slot = candidates.iter().copied().find(|&slot| {
             let c = self.conn(slot);
             key.src == c.pb && key.dst == c.pa && c.pa != c.pb && !c.b_sent
@@ -548,10 +571,12 @@ impl Scanner {
             self.by_key.remove(key);
         }
         let p = pair(conn.pa, conn.pb);
-        if let Some(list) = self.by_pair.get_mut(&p) {
-            list.retain(|&s| s != slot);
-            if list.is_empty() {
-                self.by_pair.remove(&p);
+        if let Some(by_pair) = self.by_pair.as_mut() {
+            if let Some(list) = by_pair.get_mut(&p) {
+                list.retain(|&s| s != slot);
+                if list.is_empty() {
+                    by_pair.remove(&p);
+                }
             }
         }
         self.open -= 1;

@@ -10,10 +10,9 @@ use crate::grouping::{Finished, Sent};
 
 const SCHEMA: &str = "tcptrace/1";
 
-/// A JSON string literal (RFC 8259 escaping; non-ASCII escaped as \uXXXX, as Python's
-/// json.dumps does by default, so the output is plain ASCII).
-pub fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
+/// Appends `text` as a JSON string literal (RFC 8259 escaping; non-ASCII escaped as
+/// \uXXXX, as Python's json.dumps does by default, so the output is plain ASCII).
+fn push_quoted(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
         match c {
@@ -32,52 +31,99 @@ pub fn quote(text: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
-fn opt(value: Option<&str>) -> String {
-    value.map_or_else(|| "null".to_string(), quote)
+/// Appends a JSON string, or null.
+fn push_opt(out: &mut String, value: Option<&str>) {
+    match value {
+        Some(text) => push_quoted(out, text),
+        None => out.push_str("null"),
+    }
 }
 
-fn sent(s: &Sent) -> String {
-    format!(
+fn push_sent(out: &mut String, s: &Sent) {
+    let _ = write!(
+        out,
         "{{\"packets\":{},\"bytes\":{},\"retransmissions\":{},\"zero_windows\":{}}}",
         s.packets, s.bytes, s.retransmissions, s.zero_windows
-    )
+    );
+}
+
+/// One connection as a `tcptrace/1` summary object on one line, appended to `out`
+/// (no newline). Written piece by piece into one buffer: it runs once per connection
+/// of captures with millions of them.
+pub fn push_summary_line(out: &mut String, f: &Finished) {
+    let v = &f.verdict;
+    let _ = write!(
+        out,
+        "{{\"schema\":\"{SCHEMA}\",\"command\":\"summary\",\"stream\":{},\"client\":\"{}\",\
+         \"server\":\"{}\"",
+        f.stream, f.client, f.server
+    );
+    if !f.vlan.is_empty() {
+        out.push_str(",\"vlan\":[");
+        for (i, id) in f.vlan.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{id}");
+        }
+        out.push(']');
+    }
+    if let Some(why) = &f.roles_guessed {
+        out.push_str(",\"roles_guessed\":");
+        push_quoted(out, why);
+    }
+    let _ = write!(
+        out,
+        ",\"first\":{:.6},\"last\":{:.6},\"verdict\":{{\"close\":\"{}\",\"first_closer\":",
+        f.first,
+        f.last,
+        v.close.name()
+    );
+    push_opt(out, v.first_closer.map(|r| r.name()));
+    out.push_str(",\"rst_from\":");
+    push_opt(out, v.rst_from);
+    let _ = write!(out, ",\"simultaneous\":{},\"time_wait\":", v.simultaneous);
+    push_opt(out, v.time_wait);
+    let _ = write!(
+        out,
+        ",\"final\":{{\"client\":\"{}\",\"server\":\"{}\"}},\"conn_state\":\"{}\",\"history\":",
+        v.final_client.name(),
+        v.final_server.name(),
+        v.conn_state
+    );
+    push_quoted(out, &v.history);
+    out.push_str("},\"sent\":{\"client\":");
+    push_sent(out, &f.client_sent);
+    out.push_str(",\"server\":");
+    push_sent(out, &f.server_sent);
+    out.push_str("}}");
 }
 
 /// One connection as a `tcptrace/1` summary object on one line (no newline).
 pub fn summary_line(f: &Finished) -> String {
-    let v = &f.verdict;
-    let mut extra = String::new();
-    if !f.vlan.is_empty() {
-        let ids: Vec<String> = f.vlan.iter().map(u16::to_string).collect();
-        let _ = write!(extra, ",\"vlan\":[{}]", ids.join(","));
+    let mut out = String::with_capacity(512);
+    push_summary_line(&mut out, f);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_to_plain_ascii() {
+        let mut out = String::new();
+        push_quoted(&mut out, "a\"b\\c\n\u{1b}[2J é \u{202e} 😀");
+        assert_eq!(out, r#""a\"b\\c\n\u001b[2J \u00e9 \u202e \ud83d\ude00""#);
     }
-    if let Some(why) = &f.roles_guessed {
-        let _ = write!(extra, ",\"roles_guessed\":{}", quote(why));
+
+    #[test]
+    fn null_for_nothing() {
+        let mut out = String::new();
+        push_opt(&mut out, None);
+        push_opt(&mut out, Some("client"));
+        assert_eq!(out, r#"null"client""#);
     }
-    format!(
-        "{{\"schema\":\"{SCHEMA}\",\"command\":\"summary\",\"stream\":{},\"client\":\"{}\",\
-         \"server\":\"{}\"{extra},\"first\":{:.6},\"last\":{:.6},\
-         \"verdict\":{{\"close\":\"{}\",\"first_closer\":{},\"rst_from\":{},\
-         \"simultaneous\":{},\"time_wait\":{},\"final\":{{\"client\":\"{}\",\"server\":\"{}\"}},\
-         \"conn_state\":\"{}\",\"history\":{}}},\"sent\":{{\"client\":{},\"server\":{}}}}}",
-        f.stream,
-        f.client,
-        f.server,
-        f.first,
-        f.last,
-        v.close.name(),
-        opt(v.first_closer.map(|r| r.name())),
-        opt(v.rst_from),
-        v.simultaneous,
-        opt(v.time_wait),
-        v.final_client.name(),
-        v.final_server.name(),
-        v.conn_state,
-        quote(&v.history),
-        sent(&f.client_sent),
-        sent(&f.server_sent),
-    )
 }

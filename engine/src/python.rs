@@ -92,7 +92,7 @@ impl Scan {
                 let Some(done) = inner.next_finished_within(&mut budget) else {
                     break;
                 };
-                text.push_str(&crate::jsonline::summary_line(&done));
+                crate::jsonline::push_summary_line(&mut text, &done);
                 text.push('\n');
                 count += 1;
             }
