@@ -213,9 +213,11 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
     run = Scan(file, linger=linger, progress=progress)
     with progress or nullcontext():
         if as_json:
-            write = sys.stdout.write
+            sys.stdout.flush()
+            write = sys.stdout.buffer.write    # the engine's bytes, as they are
             for lines in run.json_lines():
                 write(lines)
+            sys.stdout.buffer.flush()
         elif as_csv:
             writer = CsvWriter(sys.stdout)
             for s in run:

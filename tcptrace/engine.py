@@ -188,9 +188,9 @@ class Scan:
     def __iter__(self) -> Iterator[ConnectionSummary]:
         return map(summary_of, self.raw())
 
-    def json_lines(self) -> Iterator[str]:
+    def json_lines(self) -> Iterator[bytes]:
         """Every connection's `tcptrace/1` summary line, formatted by the engine, in
-        chunks of many lines (the cheap path for `summary --json`)."""
+        chunks of many lines of ASCII bytes (the cheap path for `summary --json`)."""
         scan, progress = self._scan, self.progress
         while not scan.exhausted:
             text, _ = scan.next_json_lines(BATCH, RECORDS)

@@ -80,11 +80,17 @@ impl Scan {
     }
 
     /// Up to `n` connections done with, as `tcptrace/1` summary JSON lines joined in
-    /// one string (each ending in a newline), and how many: `summary --json` hands the
-    /// text straight to stdout, with no Python object per connection.
-    fn next_json_lines(&mut self, py: Python<'_>, n: usize, records: u64) -> (String, usize) {
+    /// one ASCII byte string (each line ending in a newline), and how many:
+    /// `summary --json` hands the bytes straight to stdout, with no Python object per
+    /// connection and no text decoding and encoding in between.
+    fn next_json_lines<'py>(
+        &mut self,
+        py: Python<'py>,
+        n: usize,
+        records: u64,
+    ) -> (Bound<'py, PyBytes>, usize) {
         let inner = &mut self.inner;
-        py.detach(|| {
+        let (text, count) = py.detach(|| {
             let mut budget = records;
             let mut text = String::new();
             let mut count = 0;
@@ -97,7 +103,8 @@ impl Scan {
                 count += 1;
             }
             (text, count)
-        })
+        });
+        (PyBytes::new(py, text.as_bytes()), count)
     }
 
     #[getter]
