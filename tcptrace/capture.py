@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import os
 import socket
 import struct
-import sys
 import termios
 import threading
 import time
@@ -119,9 +117,11 @@ def _open_socket(iface: str, ports: set[int]):
     except OSError as e:
         if e.errno not in (errno.EPERM, errno.EACCES):
             raise TcptraceError(f"cannot capture on {iface}: {e.strerror}") from None
+        # Never suggest setcap on the shared interpreter: every Python program would
+        # get raw sockets. The README has the recipe for an interpreter of our own.
         raise NeedPrivilege(
-            f"capturing on {iface} needs CAP_NET_RAW: run as root, with sudo, or after "
-            f"`sudo setcap cap_net_raw,cap_net_admin+eip {os.path.realpath(sys.executable)}`"
+            f"capturing on {iface} needs CAP_NET_RAW: run as root or with sudo "
+            "(or see the README for a capability-only interpreter of tcptrace's own)"
         ) from None
     try:
         try:
