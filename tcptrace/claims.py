@@ -353,9 +353,18 @@ _VERDICT_STYLE = {TRUE: "bold green", FALSE: "bold red", PARTLY: "bold yellow"}
 
 
 def render_claims(claims: list[Claim], console: Console) -> None:
+    from rich.padding import Padding
+
+    from tcptrace.render.console import ascii_only
+    from tcptrace.render.fit import plain
+
+    ascii = ascii_only(console)     # evidence quotes kernel and runtime text ("µs")
     for claim in claims:
         style = _VERDICT_STYLE.get(claim.verdict, "bold")
-        console.print(f"[{style}]{claim.verdict.upper():>6}[/]  {escape(claim.claim)}")
+        console.print(f"[{style}]{claim.verdict.upper():>6}[/]  "
+                      f"{escape(plain(claim.claim, ascii))}")
         for line in claim.evidence:
-            console.print(f"        - {escape(line)}")
+            # Indented as a block, so a long line wraps under its own start.
+            console.print(Padding(f"- {escape(plain(line, ascii))}", (0, 0, 0, 8),
+                                  expand=False))
         console.print()

@@ -86,6 +86,7 @@ class Sent(NamedTuple):
     bytes: int              # payload, each byte once
     retransmissions: int
     zero_windows: int
+    window_probes: int      # persist probes into the peer's zero window
 
 
 @dataclass(slots=True)

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from rich.console import Console, Group
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from tcptrace.buffers import BuffersReport, Layer
+from tcptrace.render.fit import Col, fitted_table
 
 
 def fmt_value(value) -> str:
@@ -31,29 +31,34 @@ def human(value) -> str:
     return ""
 
 
-def layer_panel(layer: Layer, index: int) -> Panel:
-    if not layer.available:
-        return Panel(Text(f"not available: {layer.why_unavailable}", style="dim"),
-                     title=f"{index}. {layer.title}", title_align="left")
-    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False, expand=True)
-    table.add_column("value", ratio=3)
-    table.add_column("bytes", justify="right", ratio=2, no_wrap=True)
-    table.add_column("", ratio=1, style="cyan", no_wrap=True)
-    table.add_column("read from", ratio=4, style="dim")
-    for v in layer.values:
-        source = v.source + (f"; {v.note}" if v.note else "")
-        table.add_row(v.name, fmt_value(v.value), human(v.value), source)
-    body = Group(table, Text(""),
-                 Text.assemble(("backpressure: ", "bold yellow"), layer.felt),
+def layer_table(console: Console, layer: Layer, index: int) -> Table:
+    """One layer's values, laid out for the console's width: names and sources wrap,
+    numbers never (tcptrace.render.fit)."""
+    cols = [Col("value", flex=True), Col("bytes", "right"), Col("", drop=1, whole=True),
+            Col("read from", flex=True)]
+    rows = [(v.name, fmt_value(v.value), human(v.value),
+             v.source + (f"; {v.note}" if v.note else "")) for v in layer.values]
+    return fitted_table(console, cols, rows, title=f"{index}. {layer.title}")
+
+
+def layer_text(layer: Layer) -> Group:
+    """Where backpressure is felt at this layer, and how to tune it."""
+    return Group(Text.assemble(("backpressure: ", "bold yellow"), layer.felt),
                  *[Text.assemble(("tune: ", "bold green"), t) for t in layer.tune])
-    return Panel(body, title=f"{index}. {layer.title}", title_align="left")
 
 
 def render_buffers(report: BuffersReport, console: Console) -> None:
     console.print(Text("Buffer layers on this machine, from the application down to the wire",
                        style="bold"))
     for i, layer in enumerate(report.layers, 1):
-        console.print(layer_panel(layer, i))
+        console.print()
+        if not layer.available:
+            console.print(Text(f"{i}. {layer.title}: not available: "
+                               f"{layer.why_unavailable}", style="dim"))
+            continue
+        console.print(layer_table(console, layer, i))
+        console.print(layer_text(layer))
+    console.print()
     console.print(Text(
         "A writer faster than its reader fills these from the bottom up: the reader's receive "
         "buffer (window 0), then the writer's send buffer, then the application buffer, where "

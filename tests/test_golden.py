@@ -113,7 +113,9 @@ def test_summary_reproduces_golden(name: str, tmp_path: Path):
             "vlan": list(s.conn.vlan), "roles_guessed": s.conn.roles_guessed,
             "first": round(s.first, 6), "last": round(s.last, 6),
             "verdict": _verdict(s.verdict),
-            "client_sent": list(s.client), "server_sent": list(s.server)} for s in scan]
+            # The golden files predate window_probes: compare the four counts they hold.
+            "client_sent": list(s.client)[:4], "server_sent": list(s.server)[:4]}
+           for s in scan]
     want = []
     for w in golden["summary"]:
         w = dict(w, first=round(w["first"], 6), last=round(w["last"], 6))

@@ -61,6 +61,8 @@ pub struct Sent {
     pub bytes: u64,
     pub retransmissions: u64,
     pub zero_windows: u64,
+    /// Persist probes sent into the peer's zero window.
+    pub window_probes: u64,
 }
 
 /// One connection's segments, as the ladder needs them, with the observer's steps.
@@ -602,6 +604,7 @@ fn finish(conn: Conn) -> Finished {
         bytes: s.bytes,
         retransmissions: s.retransmissions,
         zero_windows: s.zero_windows,
+        window_probes: s.window_probes,
     };
     let detail = kept.map(|kept| {
         let mut observer = Observer::new();

@@ -44,8 +44,9 @@ fn push_opt(out: &mut String, value: Option<&str>) {
 fn push_sent(out: &mut String, s: &Sent) {
     let _ = write!(
         out,
-        "{{\"packets\":{},\"bytes\":{},\"retransmissions\":{},\"zero_windows\":{}}}",
-        s.packets, s.bytes, s.retransmissions, s.zero_windows
+        "{{\"packets\":{},\"bytes\":{},\"retransmissions\":{},\"zero_windows\":{},\
+         \"window_probes\":{}}}",
+        s.packets, s.bytes, s.retransmissions, s.zero_windows, s.window_probes
     );
 }
 

@@ -325,6 +325,8 @@ pub struct Side {
     /// Payload bytes, each counted once.
     pub bytes: u64,
     pub zero_windows: u64,
+    /// Segments tagged WINDOW_PROBE: persist probes into the peer's zero window.
+    pub window_probes: u64,
     pub retransmissions: u64,
     pub synack_sent: bool,
 }
@@ -356,6 +358,7 @@ impl Side {
             packets: 0,
             bytes: 0,
             zero_windows: 0,
+            window_probes: 0,
             retransmissions: 0,
             synack_sent: false,
         }
@@ -684,7 +687,8 @@ impl Observer {
     }
 
     /// Tags the sequence numbers and window alone decide: probes, keep-alives,
-    /// retransmissions, zero windows (and their counts).
+    /// retransmissions, zero windows (and their counts). Runs on the cheap path too
+    /// (annotate=false), so `summary` gets the same counts as the ladder.
     fn wire_tags(&mut self, s: &mut Side, r: &Side, seg: &Segment, pos: &Position) -> u16 {
         let mut tags = 0;
         let pure = seg.flags & (SYN | FIN | RST) == 0;
@@ -698,6 +702,7 @@ impl Observer {
             };
             if r.win == 0 && rel == at {
                 tags |= WINDOW_PROBE;
+                s.window_probes += 1;
             } else if rel == s.nxt.wrapping_sub(1) && r.win != 0 {
                 tags |= KEEP_ALIVE;
             }
@@ -1663,6 +1668,30 @@ mod tests {
             (obs.server.zero_windows, obs.client.retransmissions),
             (2, 0)
         );
+    }
+
+    #[test]
+    fn window_probes_are_counted_on_both_paths() {
+        // Two probes (a 0-byte one at SND.UNA-1, a 1-byte one at SND.NXT), then a
+        // keep-alive-shaped ACK once the window reopened: that one is no probe.
+        let segments = after_handshake(vec![
+            seg(0.010, 'c', "PA", C + 1, S + 1).len(1000),
+            seg(0.011, 's', "A", S + 1, C + 1001).win(0),
+            seg(0.220, 'c', "A", C + 1000, S + 1),
+            seg(0.221, 's', "A", S + 1, C + 1001).win(0),
+            seg(0.640, 'c', "A", C + 1001, S + 1).len(1),
+            seg(0.641, 's', "A", S + 1, C + 1001).win(4096),
+            seg(7200.0, 'c', "A", C + 1000, S + 1),
+        ]);
+        for annotate in [true, false] {
+            let obs = run(&segments, annotate);
+            assert_eq!(
+                (obs.client.window_probes, obs.server.window_probes),
+                (2, 0),
+                "annotate={annotate}"
+            );
+            assert_eq!(obs.server.zero_windows, 2);
+        }
     }
 
     #[test]

@@ -179,13 +179,13 @@ impl Connection {
     fn verdict(&self) -> VerdictTuple {
         verdict_tuple(&self.done.verdict)
     }
-    /// (packets, bytes, retransmissions, zero_windows) of each side.
+    /// (packets, bytes, retransmissions, zero_windows, window_probes) of each side.
     #[getter]
-    fn client_sent(&self) -> (u64, u64, u64, u64) {
+    fn client_sent(&self) -> (u64, u64, u64, u64, u64) {
         sent(self.done.client_sent)
     }
     #[getter]
-    fn server_sent(&self) -> (u64, u64, u64, u64) {
+    fn server_sent(&self) -> (u64, u64, u64, u64, u64) {
         sent(self.done.server_sent)
     }
     /// Everything but the detail in one tuple (one call per connection, for listings
@@ -374,16 +374,22 @@ type Fields = (
     f64,
     u64,
     VerdictTuple,
-    (u64, u64, u64, u64),
-    (u64, u64, u64, u64),
+    (u64, u64, u64, u64, u64),
+    (u64, u64, u64, u64, u64),
 );
 
 fn endpoint(e: Endpoint) -> (String, u16) {
     (ip_text(e.ip), e.port)
 }
 
-fn sent(s: Sent) -> (u64, u64, u64, u64) {
-    (s.packets, s.bytes, s.retransmissions, s.zero_windows)
+fn sent(s: Sent) -> (u64, u64, u64, u64, u64) {
+    (
+        s.packets,
+        s.bytes,
+        s.retransmissions,
+        s.zero_windows,
+        s.window_probes,
+    )
 }
 
 fn verdict_tuple(v: &Verdict) -> VerdictTuple {

@@ -18,6 +18,9 @@ from tcptrace.backpressure.result import BackpressureResult
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 ZERO = "·"
+# For outputs that carry ASCII only (--ascii, PYTHONIOENCODING=ascii): eight levels too.
+ASCII_BLOCKS = "_-~=+*%#"
+ASCII_ZERO = "."
 LABEL = 34
 
 # kind -> (symbol, style, lane, legend)
@@ -93,15 +96,16 @@ def columns(series: Series, span: float, width: int) -> list[int | None]:
     return out
 
 
-def strip(values: list[int | None], peak: int) -> str:
+def strip(values: list[int | None], peak: int, ascii: bool = False) -> str:
+    blocks, zero = (ASCII_BLOCKS, ASCII_ZERO) if ascii else (BLOCKS, ZERO)
     chars = []
     for v in values:
         if v is None:
             chars.append(" ")
         elif v == 0 or peak == 0:
-            chars.append(ZERO)
+            chars.append(zero)
         else:
-            chars.append(BLOCKS[min(len(BLOCKS) - 1, max(0, round(v / peak * (len(BLOCKS) - 1))))])
+            chars.append(blocks[min(len(blocks) - 1, max(0, round(v / peak * (len(blocks) - 1))))])
     return "".join(chars)
 
 
@@ -117,11 +121,13 @@ def event_lanes(result: BackpressureResult, span: float, width: int) -> dict[str
     return lanes
 
 
-def backpressure_chart(result: BackpressureResult, width: int = 100) -> Group:
+def backpressure_chart(result: BackpressureResult, width: int = 100,
+                       ascii: bool = False) -> Group:
     plot = max(20, width - LABEL - 2)
     span = time_span(result)
+    zero = ASCII_ZERO if ascii else ZERO
     rows: list[Text] = [Text("Fill level of each layer over time (each strip scaled to the "
-                             "peak on its left; · = 0)", style="bold")]
+                             f"peak on its left; {zero} = 0)", style="bold")]
     notes = []
     for s in layer_series(result):
         cols = columns(s, span, plot)
@@ -129,7 +135,7 @@ def backpressure_chart(result: BackpressureResult, width: int = 100) -> Group:
         label = s.label[:LABEL - 12]
         row = Text(f"{label:<{LABEL - 12}}", style="bold")
         row.append(f"{mib(peak):>10}  ", style="dim")
-        row.append(strip(cols, peak), style="cyan")
+        row.append(strip(cols, peak, ascii), style="cyan")
         rows.append(row)
         if s.note:
             notes.append(s.note)
@@ -148,11 +154,11 @@ def backpressure_chart(result: BackpressureResult, width: int = 100) -> Group:
     labels = [" "] * plot
     for i in range(5):
         col = min(round(i * (plot - 1) / 4), plot - 1)
-        axis[col] = "┴"
+        axis[col] = "+" if ascii else "┴"
         text = f"{span * col / plot:.2f}s"
         start = max(0, min(col - len(text) // 2, plot - len(text)))
         labels[start:start + len(text)] = list(text)
-    ticks.append("".join(axis).replace(" ", "─"))
+    ticks.append("".join(axis).replace(" ", "-" if ascii else "─"))
     rows.append(ticks)
     rows.append(Text(" " * LABEL + "".join(labels), style="dim"))
     legend = Text("  ".join(f"{m[0]} {m[3]}" for k, m in MARKERS.items()

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from tcptrace.backpressure.analysis import mib
 from tcptrace.backpressure.chart import MARKERS, backpressure_chart
 from tcptrace.backpressure.result import RESUME, BackpressureResult, Event
+from tcptrace.render.console import ascii_only
+from tcptrace.render.fit import plain
 
 
 def key_events(events: list[Event]) -> tuple[list[Event], int]:
@@ -25,9 +29,9 @@ def key_events(events: list[Event]) -> tuple[list[Event], int]:
     return shown, len(events) - len(shown)
 
 
-def events_table(result: BackpressureResult) -> tuple[Table, int]:
+def events_table(result: BackpressureResult, ascii: bool = False) -> tuple[Table, int]:
     table = Table(title="Events", title_justify="left", show_edge=False, pad_edge=False,
-                  expand=True)
+                  expand=True, box=box.ASCII if ascii else box.HEAVY_HEAD)
     table.add_column("t", justify="right", no_wrap=True)
     table.add_column("event", no_wrap=True)
     table.add_column("frame", justify="right", no_wrap=True)
@@ -39,14 +43,15 @@ def events_table(result: BackpressureResult) -> tuple[Table, int]:
         detail = e.detail + (f" [app buffer {mib(e.app_buffer)}]" if e.app_buffer is not None
                              else "")
         table.add_row(f"+{e.t - result.t0:.3f}", Text.assemble((symbol, style), " ", e.kind),
-                      str(e.frame or ""), f"{e.side}: {detail}", e.wireshark or "")
+                      str(e.frame or ""), plain(f"{e.side}: {detail}", ascii),
+                      plain(e.wireshark or "", ascii))
     return table, hidden
 
 
-def verdict_table(result: BackpressureResult) -> Table:
+def verdict_table(result: BackpressureResult, ascii: bool = False) -> Table:
     v = result.verdict
     table = Table(title="Verdict", title_justify="left", show_header=False, show_edge=False,
-                  pad_edge=False)
+                  pad_edge=False, box=box.ASCII if ascii else box.HEAVY_HEAD)
     table.add_column(style="bold")
     table.add_column()
     kernel = ("n/a" if v.kernel_probes is None else
@@ -66,7 +71,7 @@ def verdict_table(result: BackpressureResult) -> Table:
         ("peak Send-Q / Recv-Q", f"{mib(v.peak_send_q)} / {mib(v.peak_recv_q)}"),
     ]
     for k, val in rows:
-        table.add_row(k, val)
+        table.add_row(k, plain(val, ascii))
     return table
 
 
@@ -83,18 +88,23 @@ def render(result: BackpressureResult, console: Console) -> None:
         (", backpressure ignored", "bold red") if o.ignore_backpressure else "",
         f"  [{result.kernel.get('netns')} network namespace]"))
     console.print()
-    console.print(backpressure_chart(result, console.width))
+    ascii = ascii_only(console)
+    console.print(backpressure_chart(result, console.width, ascii))
     console.print()
-    table, hidden = events_table(result)
+    table, hidden = events_table(result, ascii)
     console.print(table)
     if hidden:
         console.print(Text(f"  ... and {hidden} more during the recovery (see --json)",
                            style="dim"))
     console.print()
     console.print(Text("What happened, layer by layer", style="bold"))
+    bullet = "-" if ascii else "•"
     for line in result.verdict.findings:
-        console.print(Text(f"  • {line}"))
+        # A hanging indent: a finding wraps under its own first word.
+        console.print(Padding(Text(f"{bullet} {plain(line, ascii)}"), (0, 0, 0, 2),
+                              expand=False))
     console.print()
-    console.print(verdict_table(result))
+    console.print(verdict_table(result, ascii))
     for p in result.verdict.problems:
-        console.print(Text(f"  ! {p}", style="bold red"))
+        console.print(Padding(Text(f"! {plain(p, ascii)}", style="bold red"), (0, 0, 0, 2),
+                              expand=False))
