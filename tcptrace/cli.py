@@ -29,6 +29,31 @@ def _save_capture(path: str, frames, notes_by_frame: dict[int, list[str]]) -> No
     write_capture(path, frames, comments)
 
 
+def _configure_output(ctx: click.Context, param: click.Parameter, value):
+    """--width and --ascii set the output for the whole command, before it runs."""
+    from tcptrace.render import console
+
+    # Both are set on every invocation, so nothing carries over to the next command run
+    # in the same process (tests run many).
+    if param.name == "width":
+        console.OUTPUT.width = value
+    else:
+        console.OUTPUT.ascii = bool(value)
+    return value
+
+
+def output_options(command):
+    """--width N and --ascii, on every command that prints for people."""
+    command = click.option("--width", type=click.IntRange(40, 1000), metavar="N",
+                           expose_value=False, is_eager=True, callback=_configure_output,
+                           help="Lay the output out for N columns (default: the "
+                                "terminal's; piped: $COLUMNS, else 120).")(command)
+    return click.option("--ascii", is_flag=True, expose_value=False, is_eager=True,
+                        callback=_configure_output,
+                        help="Draw with ASCII only (automatic when the output encoding "
+                             "cannot carry box and arrow characters).")(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tcptrace")
 def cli() -> None:
@@ -42,6 +67,7 @@ def cli() -> None:
 
 
 @cli.command()
+@output_options
 @click.option("--mode", type=click.Choice(CLOSE_MODES), default="end", show_default=True,
               help="end: shutdown(SHUT_WR). close: plain close(). destroy/reset: SO_LINGER "
                    "{on,0} + close(). unread: close() with unread data. half-close: data "
@@ -60,8 +86,9 @@ def cli() -> None:
 @click.option("--save", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write the capture: pcapng with each segment's explanation as a "
                    "comment, or classic pcap if FILE ends in .pcap.")
+@click.option("--no-legend", is_flag=True, help="No legend of glyphs and tags under the ladder.")
 def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kernel: bool,
-          as_json: bool, save: str | None) -> None:
+          as_json: bool, save: str | None, no_legend: bool) -> None:
     """Open a real loopback connection, close it, and show the annotated ladder."""
     from tcptrace.live import run_close
     from tcptrace.render.jsonout import close_json
@@ -74,15 +101,17 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
     if as_json:
         _emit_json(close_json(run))
         return
-    from tcptrace.render.ladder import make_console, render_close
+    from tcptrace.render.console import make_console
+    from tcptrace.render.ladder import render_close
 
     console = make_console()
-    render_close(console, run)
+    render_close(console, run, legend=not no_legend)
     if save:
-        console.print(f"• Capture saved to {save}")
+        console.print(f"Capture saved to {save}", markup=False)
 
 
 @cli.command()
+@output_options
 @click.argument("file", metavar="FILE")
 @click.option("--stream", type=int, metavar="N",
               help="Show connection N (numbered from 0, as in the table).")
@@ -93,8 +122,12 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
 @click.option("--speed", type=click.FloatRange(0, min_open=True), metavar="X",
               help="Play the ladder back with the capture's own timing, X times faster "
                    "(waits capped at 2 s).")
+@click.option("--close", "only_close", is_flag=True,
+              help="Show only the close: from 3 segments before the first FIN or RST.")
+@click.option("--no-legend", is_flag=True,
+              help="No legend of glyphs, tags and conn_state codes.")
 def replay(file: str, stream: int | None, as_json: bool, step: bool,
-           speed: float | None) -> None:
+           speed: float | None, only_close: bool, no_legend: bool) -> None:
     """Show how the TCP connections in a pcap/pcapng FILE closed (no privileges needed).
 
     One connection: its annotated ladder. Several: a table; pick one with --stream N.
@@ -103,12 +136,15 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
     """
     from tcptrace import replay as rp
     from tcptrace.render import stepper
-    from tcptrace.render.ladder import make_console
+    from tcptrace.render.console import make_console
     from tcptrace.render.table import (ReadProgress, render_listing, render_replay,
                                        replay_header)
 
     if sum((as_json, step, speed is not None)) > 1:
         raise TcptraceError("choose one of --json, --step and --speed")
+    if only_close and (as_json or step):
+        raise TcptraceError("--close shortens the ladder (and --speed); --json has every "
+                            "segment with its frame number, --step jumps with f")
     if step:
         stepper.require_terminal()      # before reading what may be a big file
     err = make_console(stderr=True)
@@ -127,7 +163,7 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
             raise TcptraceError(f"{file} has {count} TCP connections: pick one with "
                                 f"--stream N (0..{count - 1})")
         if stream is None and count > 1:
-            render_listing(make_console(), listing)
+            render_listing(make_console(), listing, legend=not no_legend)
         else:
             index = stream or 0
             rp.check_stream(listing, index)
@@ -141,11 +177,15 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
             elif step:
                 stepper.run_stepper(make_console(), conn, views, verdict)
             elif speed:
+                from tcptrace.render.ladder import close_part, glyphs_for
+
                 console = make_console()
-                console.print(replay_header(file, index, count, conn))
+                console.print(replay_header(file, index, count, conn, glyphs_for(console)))
+                views = close_part(views)[0] if only_close else views
                 stepper.play(console, conn, views, verdict, speed)
             else:
-                render_replay(make_console(), file, index, count, conn, views, verdict)
+                render_replay(make_console(), file, index, count, conn, views, verdict,
+                              legend=not no_legend, only_close=only_close)
     _warn(warnings)
 
 
@@ -174,6 +214,7 @@ def _replay_json_all(file: str, progress) -> list[str]:
 
 
 @cli.command()
+@output_options
 @click.argument("file", metavar="FILE")
 @click.option("--json", "as_json", is_flag=True,
               help="JSON Lines: one connection per line, with the tcptrace/1 verdict.")
@@ -206,7 +247,7 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
     # No bar in a log, nor on the terminal the lines stream to (they would garble it);
     # rich is not even imported then.
     if sys.stderr.isatty() and not (machine and sys.stdout.isatty()):
-        from tcptrace.render.ladder import make_console
+        from tcptrace.render.console import make_console
         from tcptrace.render.table import ReadProgress
 
         progress = ReadProgress(make_console(stderr=True), "summarising")
@@ -228,7 +269,7 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
                 totals.add(s)
     run.require_connections()
     if not machine:
-        from tcptrace.render.ladder import make_console
+        from tcptrace.render.console import make_console
         from tcptrace.render.summary import render_tables
 
         render_tables(make_console(), file, totals)
@@ -236,6 +277,7 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
 
 
 @cli.command()
+@output_options
 @click.option("--json", "as_json", is_flag=True, help="Print the claims as tcptrace/1 JSON.")
 def claims(as_json: bool) -> None:
     """Check common interview claims about closing sockets against this machine's wire."""
@@ -243,7 +285,7 @@ def claims(as_json: bool) -> None:
 
     from tcptrace.claims import claims_json, judge, render_claims, required_runs
     from tcptrace.live import run_close
-    from tcptrace.render.ladder import make_console
+    from tcptrace.render.console import make_console
 
     keys = required_runs()
     if shutil.which("node") is None:
@@ -271,6 +313,7 @@ def _write_text(path: str, text: str) -> None:
 
 
 @cli.command()
+@output_options
 @click.option("--runtime", type=click.Choice(("python", "node")), default="python",
               show_default=True, help="python: asyncio streams. node: the real net module.")
 @click.option("--bytes", "nbytes", type=click.IntRange(1, 1 << 31), default=8 << 20,
@@ -311,12 +354,13 @@ def backpressure(runtime, nbytes, pause, sndbuf, rcvbuf, ignore_backpressure, in
     if as_json:
         _emit_json(backpressure_json(result))
         return
-    from tcptrace.render.ladder import make_console
+    from tcptrace.render.console import make_console
 
     render_backpressure(result, make_console())
 
 
 @cli.command()
+@output_options
 @click.option("--json", "as_json", is_flag=True, help="Print the layers as JSON.")
 def buffers(as_json: bool) -> None:
     """The buffer layers on this machine, top to bottom, with real values and their source."""
@@ -326,7 +370,7 @@ def buffers(as_json: bool) -> None:
     if as_json:
         _emit_json(buffers_json(report))
         return
-    from tcptrace.render.ladder import make_console
+    from tcptrace.render.console import make_console
     from tcptrace.render_buffers import render_buffers
 
     render_buffers(report, make_console())

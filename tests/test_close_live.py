@@ -228,3 +228,25 @@ def test_ctrl_c_exits_130_and_cleans_up(live):
     instances = Path("/sys/kernel/tracing/instances")
     if instances.is_dir():
         assert not [p for p in instances.iterdir() if p.name.startswith(f"tcptrace-{proc.pid}-")]
+
+
+@pytest.mark.parametrize("mode", ["end", "unread"])
+@pytest.mark.parametrize("width", [80, 200])
+def test_ladder_fits_the_width_and_cuts_nothing(live, tmp_path, mode, width):
+    # The ladder of a live run, against the same segments read back from its capture.
+    from test_layout import check_ladder, expected_views
+
+    saved = tmp_path / "run.pcapng"
+    proc = subprocess.run([*TCPTRACE, "close", "--mode", mode, "--width", str(width),
+                           "--save", str(saved)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    check_ladder(proc.stdout, expected_views(saved), width)
+    legend = proc.stdout[proc.stdout.index("Legend"):]
+    for glyph, key in (("┄ ss ┄", "┄┄ ss ┄┄"), ("· kernel ·", "··· kernel ···"),
+                       ("▸ client app", "▸ client app / server app ◂")):
+        assert glyph in proc.stdout and key in legend
+    ascii_run = subprocess.run([*TCPTRACE, "close", "--mode", mode, "--width", str(width)],
+                               capture_output=True, text=True,
+                               env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert ascii_run.returncode == 0 and ascii_run.stdout.isascii(), ascii_run.stderr
+    assert max(len(line) for line in ascii_run.stdout.splitlines()) <= width

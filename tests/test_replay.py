@@ -185,7 +185,7 @@ def test_one_connection_shows_its_ladder(replay):
 
 def test_several_connections_show_a_table(replay):
     path = SHARED_CAPTURES / "tcpreplay_test.pcap"
-    code, out, err = replay(path)
+    code, out, err = replay(path, "--width", 200)     # room for every column
     assert (code, err) == (0, "")
     listing = rp.list_connections(path)
     assert f"{len(listing.rows)} TCP connections" in out

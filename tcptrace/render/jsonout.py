@@ -16,7 +16,8 @@ def _r(t: float) -> float:
 
 
 def packet_json(view: PacketView) -> dict:
-    out = {"t": _r(view.t), "from": view.sender, "flags": view.flags, "seq": view.seq,
+    out = {"t": _r(view.t), "frame": view.segment.frame if view.segment else None,
+           "from": view.sender, "flags": view.flags, "seq": view.seq,
            "ack": view.ack, "len": view.length, "win": view.win, "note": view.note,
            "client_state": view.client_state, "server_state": view.server_state}
     if view.tags:
