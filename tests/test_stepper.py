@@ -18,8 +18,9 @@ from conftest import PROJECT_CAPTURES, SHARED_CAPTURES, require
 from tcptrace import replay as rp
 from tcptrace.errors import TcptraceError
 from tcptrace.model import STATES, UNKNOWN
-from tcptrace.render.stepper import (MAX_WAIT, big_lines, play, require_terminal,
-                                     segment_screen, step_key, verdict_screen, waits)
+from tcptrace.render.stepper import (MAX_WAIT, big_lines, letter_scale, play,
+                                     require_terminal, segment_screen, step_key,
+                                     verdict_screen, waits)
 
 TEARDOWN = SHARED_CAPTURES / "cs_tcp_teardown.pcapng"
 
@@ -91,7 +92,12 @@ def test_segment_screen_shows_the_segment_states_and_note():
     assert "client  (changed)" in text             # CLOSE-WAIT -> LAST-ACK
     assert "◀ now" in text                         # the ladder so far, below
     assert f"roles guessed: {conn.roles_guessed}" in text
-    # Wide enough: the two states side by side, in big letters.
+    assert f"frame {views[2].segment.frame}" in text
+    # Wide enough: the two states side by side, in big letters (at 120x40 the
+    # largest size that fits them stacked is bigger than side by side: 2).
+    assert letter_scale(views, 114, 40) == 2
+    [line] = [x for x in text.splitlines() if big_lines("LAST-ACK", 2)[0] in x]
+    text = render(segment_screen(Console(width=120, height=40), conn, views, 2, scale=1))
     [line] = [x for x in text.splitlines() if big_lines("LAST-ACK")[0] in x]
     assert big_lines("TIME-WAIT")[0] in line
 
@@ -151,6 +157,28 @@ def test_play_sleeps_and_says_when_a_wait_was_capped():
 
 # -- for real, in a terminal ---------------------------------------------------------------
 
+def tmux(*args) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def wait_for_screen(session: str, ok, what: str, timeout: float = 10) -> str:
+    """Poll the pane until `ok(screen)`: the program draws when it is ready, so a wait
+    on what is shown is neither flaky nor slower than needed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        screen = tmux("capture-pane", "-p", "-t", session)
+        if ok(screen):
+            return screen
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} never appeared; the screen was:\n{screen}")
+        time.sleep(0.05)
+
+
+def screen_with(session: str, text: str, timeout: float = 10) -> str:
+    return wait_for_screen(session, lambda screen: text in screen, repr(text), timeout)
+
+
 @pytest.mark.parametrize("quit_key, status", [("q", "0"), ("C-c", "130")])
 def test_step_in_tmux(tmp_path, quit_key, status):
     """Needs tmux (the Makefile's TEST_DEBS: required in CI). The terminal settings
@@ -168,36 +196,25 @@ def test_step_in_tmux(tmp_path, quit_key, status):
                       f"stty -a > {tmp_path}/after\n"
                       f"touch {done}; sleep 60\n")
 
-    def tmux(*args) -> str:
-        return subprocess.run(["tmux", *args], capture_output=True, text=True,
-                              check=True).stdout
-
-    def screen_with(text: str) -> str:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            screen = tmux("capture-pane", "-p", "-t", session)
-            if text in screen:
-                return screen
-            time.sleep(0.05)
-        pytest.fail(f"{text!r} never appeared; the screen was:\n{screen}")
-
     tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "40", f"sh {script}")
     try:
         count = len(rp.analyse(rp.list_connections(capture, keep=0).kept)[0])
-        screen = screen_with(f"segment 1 of {count}")
+        screen = screen_with(session, f"segment 1 of {count}")
         assert "client opens: SYN" in screen
         tmux("send-keys", "-t", session, "Enter")
-        screen_with(f"segment 2 of {count}")
+        screen_with(session, f"segment 2 of {count}")
         tmux("send-keys", "-t", session, "Space")
-        screen_with(f"segment 3 of {count}")
+        screen_with(session, f"segment 3 of {count}")
         tmux("send-keys", "-t", session, "b")
-        screen_with(f"segment 2 of {count}")
+        screen_with(session, f"segment 2 of {count}")
         tmux("send-keys", "-t", session, quit_key)
         deadline = time.monotonic() + 10
         while not done.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert (tmp_path / "rc").read_text().strip() == status
         assert (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
+        # Ctrl-C leaves the slide on the screen as q does.
+        screen_with(session, f"segment 2 of {count}")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
