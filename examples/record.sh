@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Re-record the example transcripts beside this script: real runs on this machine, as
 # root (capture and tracefs need it). Each file starts with the command that made it.
+# Recorded piped at 80 columns: what a reader of a narrow terminal or a log sees.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tcptrace=.venv/bin/tcptrace
 
 transcript() {  # transcript NAME ARGS...
     local name=$1; shift
-    { echo "# tcptrace $*"; echo; COLUMNS=170 "$tcptrace" "$@" 2>&1; } > "examples/$name.txt"
+    { echo "# tcptrace $*"; echo; COLUMNS=80 "$tcptrace" "$@" 2>&1; } > "examples/$name.txt"
     echo "examples/$name.txt"
 }
 
