@@ -58,13 +58,30 @@
 //! Each Step carries what only a capture shows: retransmissions (sequence space sent
 //! again; a simultaneous open's first SYN+ACK on its own ISN is not one), out-of-order
 //! data (beyond a gap), duplicate ACKs, zero windows and window updates, a window filled,
-//! persist probes (1 byte at SND.NXT, or Linux's 0 bytes at SND.UNA-1, while the peer's
-//! window is zero), keep-alives (at SND.NXT-1), the ACK of a FIN, crossed FINs, a RST
-//! outside the window, segments from a side already CLOSED, and delayed ACKs: an ACK
-//! this much later than the data it acknowledges, beyond the fastest ACK its sender has
-//! shown (its round trip via the capture point, from the handshake or later), was held
-//! back by the delayed-ACK timer (40 ms minimum on Linux). That is only said of an
-//! endpoint shown to be near the capture point: a far one's ACKs wander with its RTT.
+//! persist probes (below), keep-alives (at SND.NXT-1 while the peer's window is open),
+//! the ACK of a FIN, crossed FINs, a RST outside the window, segments from a side already
+//! CLOSED, and delayed ACKs: an ACK this much later than the data it acknowledges, beyond
+//! the fastest ACK its sender has shown (its round trip via the capture point, from the
+//! handshake or later), was held back by the delayed-ACK timer (40 ms minimum on Linux).
+//! That is only said of an endpoint shown to be near the capture point: a far one's ACKs
+//! wander with its RTT.
+//!
+//! A persist (zero-window) probe is a segment without SYN, FIN or RST, sent while the
+//! last window its receiver advertised is 0, in one of two shapes:
+//!
+//! * 0 bytes at SND.UNA-1: Linux's `tcp_xmit_probe_skb`, an ACK on an already
+//!   acknowledged number that the receiver must answer with its window. Wireshark
+//!   labels it "TCP Keep-Alive"; the kernel counts it in `TcpExtTCPWinProbe`.
+//! * 1 byte at SND.NXT: the next byte of data, as RFC 9293 3.8.6.1 (and RFC 1122
+//!   4.2.2.17) describe it and other stacks send it; Wireshark's "TCP ZeroWindowProbe"
+//!   (same rule: one byte at its next expected sequence number). The persist timer only
+//!   runs with nothing in flight, so SND.UNA and SND.NXT are then the same number; a
+//!   1-byte segment at SND.UNA below SND.NXT resends data in flight and is a
+//!   retransmission, as Wireshark calls it too.
+//!
+//! The zero window refuses the probe's byte, so a probe advances nothing (SND.NXT, bytes
+//! counted, RCV.NXT): a stack that probes with the same byte again is at SND.NXT again,
+//! and the byte counts when the data resumes. A probe is never a retransmission.
 //!
 //! # Numbers
 //!
@@ -555,7 +572,11 @@ impl Observer {
             seg.win,
             delta_last,
         );
-        tags |= account_space(s, seg, &pos);
+        if tags & WINDOW_PROBE == 0 {
+            // A probe's byte is refused by the zero window and sent again later: it
+            // advances nothing (so a repeated 1-byte probe is again at SND.NXT).
+            tags |= account_space(s, seg, &pos);
+        }
 
         let record_from = annotate.then_some(self.steps.len());
         let (mut tags, acked, delay) = self.transitions(s, r, seg, &pos, tags, record_from);
@@ -1701,6 +1722,54 @@ mod tests {
             seg(0.220, 'c', "A", C + 1, S + 1).len(1),
         ]));
         assert_eq!(tags(&obs, 4), ["window-probe"]);
+    }
+
+    #[test]
+    fn a_repeated_one_byte_probe_is_a_probe_each_time() {
+        // Other stacks probe with the next byte and, while the window stays 0, send the
+        // same byte again: it is at SND.NXT each time, and counts once, when data resumes.
+        let obs = annotated(&after_handshake(vec![
+            seg(0.010, 'c', "PA", C + 1, S + 1).len(1000),
+            seg(0.011, 's', "A", S + 1, C + 1001).win(0),
+            seg(0.220, 'c', "A", C + 1001, S + 1).len(1),
+            seg(0.221, 's', "A", S + 1, C + 1001).win(0),
+            seg(0.620, 'c', "A", C + 1001, S + 1).len(1),
+            seg(1.000, 's', "A", S + 1, C + 1001).win(4096),
+            seg(1.001, 'c', "PA", C + 1001, S + 1).len(500),
+        ]));
+        let all: Vec<_> = (5..10).map(|i| tags(&obs, i)).collect();
+        assert_eq!(
+            all,
+            [
+                vec!["window-probe"],
+                vec!["zero-window"],
+                vec!["window-probe"],
+                vec!["window-update"],
+                vec![]
+            ]
+        );
+        assert_eq!(
+            (
+                obs.client.window_probes,
+                obs.client.retransmissions,
+                obs.client.bytes
+            ),
+            (2, 0, 1500)
+        );
+    }
+
+    #[test]
+    fn one_byte_at_snd_una_below_snd_nxt_is_a_retransmission_not_a_probe() {
+        let obs = annotated(&after_handshake(vec![
+            seg(0.010, 'c', "PA", C + 1, S + 1).len(1000),
+            seg(0.011, 's', "A", S + 1, C + 501).win(0),
+            seg(0.220, 'c', "A", C + 501, S + 1).len(1),
+        ]));
+        assert!(tags(&obs, 5).contains(&"retransmission"));
+        assert_eq!(
+            (obs.client.window_probes, obs.client.retransmissions),
+            (0, 1)
+        );
     }
 
     #[test]

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import bisect
 
-from tcptrace.backpressure.result import (DRAIN, RESUME, WINDOW_PROBE, WINDOW_UPDATE,
-                                          WRITE_FALSE, ZERO_WINDOW, BackpressureResult, Event,
-                                          Sample, Verdict)
-from tcptrace.backpressure.wire import WireAnalysis, classify
-from tcptrace.model import Segment
+from tcptrace.backpressure.result import (
+    DRAIN,
+    RESUME,
+    WINDOW_PROBE,
+    WINDOW_UPDATE,
+    WRITE_FALSE,
+    ZERO_WINDOW,
+    BackpressureResult,
+    BackpressureVerdict,
+    Event,
+    Sample,
+)
+from tcptrace.backpressure.wire import WIRESHARK_LABEL, WireAnalysis, classify
+from tcptrace.model import Segment, TcpState
 
 
 def _first(events: list[Event], kind: str, after: float = float("-inf")) -> Event | None:
@@ -23,7 +32,7 @@ def fill_omitted_snd_wnd(samples: list[Sample]) -> None:
         socks = [getattr(s, side) for s in samples if getattr(s, side) is not None]
         if any(x.snd_wnd is not None for x in socks):
             for x in socks:
-                if x.snd_wnd is None and x.state == "ESTABLISHED":
+                if x.snd_wnd is None and x.state == TcpState.ESTABLISHED:
                     x.snd_wnd = 0
 
 
@@ -67,8 +76,11 @@ def analyse(raw, segments: list[Segment]) -> BackpressureResult:
     first_zero = _first(events, ZERO_WINDOW)
     first_false = _first(events, WRITE_FALSE)
     drain_after = _first(events, DRAIN, resume.t) if resume else None
-    rel = (lambda e: round(e.t - t0, 6) if e else None)
-    verdict = Verdict(
+
+    def rel(e: Event | None) -> float | None:
+        return round(e.t - t0, 6) if e else None
+
+    verdict = BackpressureVerdict(
         bytes_written=written, bytes_delivered=delivered, digest_match=digest_match,
         zero_windows=wire.summary.zero_windows, window_probes=wire.summary.window_probes,
         write_false=sum(e.kind == WRITE_FALSE for e in raw.app_events),
@@ -92,97 +104,145 @@ def analyse(raw, segments: list[Segment]) -> BackpressureResult:
         capture_drops=raw.capture_drops)
 
 
-def explain(raw, wire: WireAnalysis, events: list[Event], v: Verdict, t0: float) -> list[str]:
+def explain(raw, wire: WireAnalysis, events: list[Event], v: BackpressureVerdict, t0: float) -> list[str]:
     """The story of the run, layer by layer, each sentence backed by a recorded fact."""
-    opts, out = raw.options, []
-    at = (lambda t: f"+{t - t0:.3f} s")
-    runtime = "Node.js" if opts.runtime == "node" else "asyncio"
-    pause = _first(events, "pause")
-    resume = _first(events, RESUME)
-    zero = _first(events, ZERO_WINDOW)
-    rcvbuf = raw.reader.get("rcvbuf")
-    if pause:
-        out.append(f"Reader: stopped reading at {at(pause.t)} for {opts.pause:g} s "
-                   f"(SO_RCVBUF {mib(rcvbuf)}{', set by --rcvbuf' if opts.rcvbuf else ''}).")
-    paused = [s for s in raw.samples if pause and resume and pause.t <= s.t <= resume.t]
-    if zero:
-        held = max((s.reader.recv_q for s in paused if s.reader), default=v.peak_recv_q)
-        out.append(f"Receive queue: {mib(held)} unread during the pause; at {at(zero.t)} the "
-                   f"reader advertised a zero window (frame {zero.frame}): "
-                   f"{wire.summary.zero_windows} zero-window segments in "
-                   f"{wire.summary.zero_window_episodes} episode(s).")
-    sndbuf = max((s.writer.sndbuf or 0 for s in raw.samples if s.writer), default=0)
-    held = max((s.writer.send_q for s in paused if s.writer), default=v.peak_send_q)
-    out.append(f"Send queue: the writer's kernel queue held {mib(held)} during the pause "
-               f"(SO_SNDBUF {mib(sndbuf)}{', set by --sndbuf' if opts.sndbuf else ', autotuned'}).")
-    false = _first(events, WRITE_FALSE)
-    if false:
-        what = ("socket.write() returned false" if opts.runtime == "node"
+    story = _Story(raw, wire, events, v, t0)
+    return [sentence for part in (story.reader(), story.send_queue(), story.app_buffer(),
+                                  story.probes(), story.recovery(), story.app_growth(),
+                                  story.integrity())
+            for sentence in part]
+
+
+class _Story:
+    """The recorded facts `explain` tells, and one method per layer's sentences."""
+
+    def __init__(self, raw, wire: WireAnalysis, events: list[Event], v: BackpressureVerdict, t0: float):
+        self.raw, self.opts, self.wire, self.events, self.v, self.t0 = (
+            raw, raw.options, wire, events, v, t0)
+        self.pause = _first(events, "pause")
+        self.resume = _first(events, RESUME)
+        self.zero = _first(events, ZERO_WINDOW)
+        self.paused = [s for s in raw.samples if self.pause and self.resume
+                       and self.pause.t <= s.t <= self.resume.t]
+
+    def at(self, t: float) -> str:
+        return f"+{t - self.t0:.3f} s"
+
+    def reader(self) -> list[str]:
+        out, summary = [], self.wire.summary
+        if self.pause:
+            rcvbuf = self.raw.reader.get("rcvbuf")
+            out.append(f"Reader: stopped reading at {self.at(self.pause.t)} for "
+                       f"{self.opts.pause:g} s (SO_RCVBUF {mib(rcvbuf)}"
+                       f"{', set by --rcvbuf' if self.opts.rcvbuf else ''}).")
+        if self.zero:
+            held = max((s.reader.recv_q for s in self.paused if s.reader),
+                       default=self.v.peak_recv_q)
+            out.append(f"Receive queue: {mib(held)} unread during the pause; at "
+                       f"{self.at(self.zero.t)} the reader advertised a zero window (frame "
+                       f"{self.zero.frame}): {summary.zero_windows} zero-window segments in "
+                       f"{summary.zero_window_episodes} episode(s).")
+        return out
+
+    def send_queue(self) -> list[str]:
+        sndbuf = max((s.writer.sndbuf or 0 for s in self.raw.samples if s.writer), default=0)
+        held = max((s.writer.send_q for s in self.paused if s.writer),
+                   default=self.v.peak_send_q)
+        how = ", set by --sndbuf" if self.opts.sndbuf else ", autotuned"
+        return [f"Send queue: the writer's kernel queue held {mib(held)} during the pause "
+                f"(SO_SNDBUF {mib(sndbuf)}{how})."]
+
+    def app_buffer(self) -> list[str]:
+        false = _first(self.events, WRITE_FALSE)
+        if not false:
+            return []
+        runtime = "Node.js" if self.opts.runtime == "node" else "asyncio"
+        what = ("socket.write() returned false" if self.opts.runtime == "node"
                 else "pause_writing(): drain() blocks")
-        order = ""
-        if zero and false.t < zero.t:
-            left = (step_value(wire.window, false.t) or 0) - \
-                (step_value(wire.in_flight, false.t) or 0)
-            full = _first(events, "window_full", false.t)
-            order = (f", before the zero window: the send queue was full while the reader's "
-                     f"window still had {mib(max(left, 0))} unused")
-            if full and full.t <= zero.t:
-                order += f"; the writer filled it at {at(full.t)} (frame {full.frame})"
-        elif zero:
-            order = ", after the zero window"
-        out.append(f"Application buffer ({runtime}): at {at(false.t)} {what} with "
-                   f"{mib(false.app_buffer)} queued (high-water mark {mib(v.high_water_mark)})"
-                   f"{order}.")
-    if v.window_probes:
-        probes = [e for e in events if e.kind == WINDOW_PROBE]
-        gaps = ", ".join(f"{(b.t - a.t) * 1000:.0f}" for a, b in zip(probes, probes[1:]))
-        kernel = ""
-        if v.kernel_probes is not None:
-            where = ("this run's private network namespace" if raw.kernel.get("netns") ==
-                     "private" else "the whole machine (other traffic can add to it)")
-            kernel = (f"; the kernel counted {v.kernel_probes} (TcpExtTCPWinProbe, "
-                      f"{where})")
-        out.append(f"Wire: the writer's persist timer sent {v.window_probes} zero-window "
-                   f"probes ({', '.join(f'{n} x {k}' for k, n in wire.summary.probe_forms.items())}"
-                   f"; Wireshark calls them TCP Keep-Alive){kernel}; "
-                   + (f"gaps {gaps} ms (exponential backoff); " if gaps else "")
-                   + f"{wire.summary.probes_answered} answered with window 0.")
-        unanswered = v.window_probes - wire.summary.probes_answered
+        return [f"Application buffer ({runtime}): at {self.at(false.t)} {what} with "
+                f"{mib(false.app_buffer)} queued (high-water mark "
+                f"{mib(self.v.high_water_mark)}){self.backpressure_order(false)}."]
+
+    def backpressure_order(self, false: Event) -> str:
+        """Whether the runtime pushed back before the window closed, and why then."""
+        if not self.zero:
+            return ""
+        if false.t >= self.zero.t:
+            return ", after the zero window"
+        left = (step_value(self.wire.window, false.t) or 0) - \
+            (step_value(self.wire.in_flight, false.t) or 0)
+        order = (f", before the zero window: the send queue was full while the reader's "
+                 f"window still had {mib(max(left, 0))} unused")
+        full = _first(self.events, "window_full", false.t)
+        if full and full.t <= self.zero.t:
+            order += f"; the writer filled it at {self.at(full.t)} (frame {full.frame})"
+        return order
+
+    def probes(self) -> list[str]:
+        v, summary = self.v, self.wire.summary
+        if not v.window_probes:
+            return []
+        probes = [e for e in self.events if e.kind == WINDOW_PROBE]
+        gaps = ", ".join(f"{(b.t - a.t) * 1000:.0f}"
+                         for a, b in zip(probes, probes[1:], strict=False))
+        forms = ", ".join(f"{n} x {k}" for k, n in summary.probe_forms.items())
+        labels = " and ".join(dict.fromkeys(WIRESHARK_LABEL[k] for k in summary.probe_forms))
+        out = [f"Wire: the writer's persist timer sent {v.window_probes} zero-window probes "
+               f"({forms}; Wireshark calls them {labels}){self.kernel_count()}; "
+               + (f"gaps {gaps} ms (exponential backoff); " if gaps else "")
+               + f"{summary.probes_answered} answered with window 0."]
+        unanswered = v.window_probes - summary.probes_answered
         if unanswered > 0:
-            rl = raw.kernel.get("sysctl", {}).get("net.ipv4.tcp_invalid_ratelimit")
-            skipped = raw.kernel.get("counters", {}).get("TCPACKSkippedSeq")
+            rl = self.raw.kernel.get("sysctl", {}).get("net.ipv4.tcp_invalid_ratelimit")
+            skipped = self.raw.kernel.get("counters", {}).get("TCPACKSkippedSeq")
             out.append(f"Wire: {unanswered} probe(s) got no reply: the reader rate-limits "
                        f"replies to out-of-window segments (net.ipv4.tcp_invalid_ratelimit "
                        f"= {rl} ms; TcpExtTCPACKSkippedSeq +{skipped}).")
-    if resume:
-        update = _first(events, WINDOW_UPDATE, resume.t)
-        resumed = _first(events, "data_resumed", resume.t)
-        drain = _first(events, DRAIN, resume.t)
-        parts = [f"the reader resumed at {at(resume.t)}"]
+        return out
+
+    def kernel_count(self) -> str:
+        if self.v.kernel_probes is None:
+            return ""
+        where = ("this run's private network namespace" if self.raw.kernel.get("netns")
+                 == "private" else "the whole machine (other traffic can add to it)")
+        return f"; the kernel counted {self.v.kernel_probes} (TcpExtTCPWinProbe, {where})"
+
+    def recovery(self) -> list[str]:
+        if not self.resume:
+            return []
+        after = self.resume.t
+        update = _first(self.events, WINDOW_UPDATE, after)
+        resumed = _first(self.events, "data_resumed", after)
+        drain = _first(self.events, DRAIN, after)
+        parts = [f"the reader resumed at {self.at(after)}"]
         if update:
-            parts.append(f"its window update reopened the window at {at(update.t)}")
+            parts.append(f"its window update reopened the window at {self.at(update.t)}")
         if resumed:
-            parts.append(f"data flowed again at {at(resumed.t)}")
+            parts.append(f"data flowed again at {self.at(resumed.t)}")
         if drain:
-            parts.append(f"the writer got '{'drain' if opts.runtime == 'node' else 'resume_writing()'}' "
-                         f"at {at(drain.t)}")
-        out.append("Recovery: " + ", ".join(parts) + ".")
-    if opts.ignore_backpressure:
+            name = "drain" if self.opts.runtime == "node" else "resume_writing()"
+            parts.append(f"the writer got '{name}' at {self.at(drain.t)}")
+        return ["Recovery: " + ", ".join(parts) + "."]
+
+    def app_growth(self) -> list[str]:
+        v = self.v
+        if not self.opts.ignore_backpressure:
+            return [f"The writer respected backpressure: its application buffer stayed at "
+                    f"or below {mib(v.peak_app_buffer)}."]
         grow = (f"; the writer's RSS grew from {mib(v.rss_start)} to {mib(v.peak_rss)}"
                 if v.rss_start and v.peak_rss else "")
         ratio = (f", {v.peak_app_buffer / v.high_water_mark:.0f} x the high-water mark"
                  if v.high_water_mark else "")
-        out.append(f"--ignore-backpressure: the writer kept writing; its application buffer "
-                   f"reached {mib(v.peak_app_buffer)}{ratio}{grow}.")
-    else:
-        out.append(f"The writer respected backpressure: its application buffer stayed at or "
-                   f"below {mib(v.peak_app_buffer)}.")
-    out.append(f"Integrity: {v.bytes_delivered:,} of {v.bytes_written:,} bytes delivered, "
-               f"sha256 {'matches' if v.digest_match else 'DOES NOT match'}.")
-    return out
+        return [f"--ignore-backpressure: the writer kept writing; its application buffer "
+                f"reached {mib(v.peak_app_buffer)}{ratio}{grow}."]
+
+    def integrity(self) -> list[str]:
+        v = self.v
+        return [f"Integrity: {v.bytes_delivered:,} of {v.bytes_written:,} bytes delivered, "
+                f"sha256 {'matches' if v.digest_match else 'DOES NOT match'}."]
 
 
-def problems(raw, wire: WireAnalysis, events: list[Event], v: Verdict, resume) -> list[str]:
+def problems(raw, wire: WireAnalysis, events: list[Event], v: BackpressureVerdict, resume) -> list[str]:
     out = []
     if not v.zero_windows:
         out.append("no zero window: the reader's buffer never filled (more --bytes, a longer "

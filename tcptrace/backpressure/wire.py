@@ -1,19 +1,22 @@
 """What the segments of one bulk transfer say about flow control (pure).
 
-Given a writer and a reader endpoint, every segment is looked at in capture order with the
-state a receiver of the capture can know: the reader's window scale (from the SYNs), the
-last ACK and window the reader advertised, and how far the writer has sent. Rules:
+One analysis of flow control, the engine's: the connection's segments go through the
+observer (engine/src/observer.rs, "Tags") once, and its per-segment tags and relative
+numbers (sequence numbers from the sender's ISN, windows in bytes, scaled once both SYNs
+carried the option) say what each writer or reader segment is. This module only tells the
+story of a bulk transfer from them:
 
-* window full: a writer data segment whose end reaches the right edge of the reader's
-  last advertised window (ack + window), as Wireshark's "TCP Window Full".
-* zero window: a reader segment (no SYN/FIN/RST) advertising window 0. The first one of
-  an episode starts a zero-window episode; later ones are replies to probes.
-* persist (zero-window) probe: while the reader's window is 0, a writer segment of 0 or
-  1 byte at SND.UNA - 1 (Linux's `tcp_xmit_probe_skb`: Wireshark calls it
-  "TCP Keep-Alive"), or of 1 byte at SND.UNA (the RFC 9293 form: Wireshark's
-  "TCP ZeroWindowProbe"). Linux counts the first form in TcpExtTCPWinProbe.
-* window update: a reader segment that reopens a zero window, or (Wireshark's rule) a
-  0-byte segment with the same ACK whose window changed.
+* window full (tag `window-full`): a writer data segment that reaches the right edge of
+  the reader's last advertised window, as Wireshark's "TCP Window Full".
+* zero window (tag `zero-window`): a reader segment (no SYN/FIN/RST) advertising window
+  0. The first one of an episode starts it; later ones answer probes.
+* persist (zero-window) probe (tag `window-probe`): while the reader's window is 0, a
+  writer segment of 0 bytes at SND.UNA-1 (Linux's `tcp_xmit_probe_skb`, which Wireshark
+  calls "TCP Keep-Alive" and the kernel counts in TcpExtTCPWinProbe), or of 1 byte at
+  SND.NXT, the next byte of data (RFC 9293 3.8.6.1, other stacks: Wireshark's "TCP
+  ZeroWindowProbe").
+* window update: a reader segment whose window reopens a zero window, or one the engine
+  tags `window-update` (Wireshark's rule: a bare ACK, same ACK, a changed window).
 * data resumed: the first writer segment of new data after a zero window reopened.
 """
 
@@ -21,13 +24,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tcptrace.backpressure.result import (DATA_RESUMED, WINDOW_FULL, WINDOW_PROBE, WINDOW_UPDATE,
-                                          ZERO_WINDOW, Event, WireSummary)
-from tcptrace.model import FIN, RST, SYN, Segment
+from tcptrace import engine
+from tcptrace.backpressure.result import (
+    DATA_RESUMED,
+    WINDOW_FULL,
+    WINDOW_PROBE,
+    WINDOW_UPDATE,
+    ZERO_WINDOW,
+    Event,
+    WireSummary,
+)
+from tcptrace.engine import Step
+from tcptrace.model import ACK, RST, SYN, Connection, Segment
 
-MOD = 1 << 32
 PROBE_UNA_MINUS_1 = "0-byte ACK at SND.UNA-1 (Linux)"
-PROBE_ONE_BYTE = "1 byte at SND.UNA (RFC 9293)"
+PROBE_ONE_BYTE = "1 byte at SND.NXT (RFC 9293)"
 WIRESHARK_LABEL = {PROBE_UNA_MINUS_1: "TCP Keep-Alive", PROBE_ONE_BYTE: "TCP ZeroWindowProbe"}
 
 
@@ -40,136 +51,162 @@ class WireAnalysis:
     in_flight: list[tuple[float, int]] = field(default_factory=list)  # writer's sent, unacked
 
 
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def classify(segments: list[Segment], writer: str, reader: str) -> WireAnalysis:
-    out = WireAnalysis()
-    s = out.summary
-    w_isn: int | None = None          # writer's ISN (data starts at w_isn + 1)
-    writer_syn_scale = reader_syn_scale = None
-    scale = 0                         # shift for the reader's windows
-    snd_una = snd_nxt = 0             # relative to the writer's first data byte
+    """The flow-control story of the connection between `writer` and `reader` (ip:port);
+    segments of other connections are left out."""
+    conn = connection_between(segments, writer, reader)
+    story = _Story(writer_role="client" if conn.client == writer else "server")
+    if conn.segments:
+        steps, _, _ = engine.analyse_segments(conn)
+        for step in steps:
+            story.add(step)
+    return story.out
+
+
+def connection_between(segments: list[Segment], writer: str, reader: str) -> Connection:
+    """The segments between the two endpoints, with the client the SYN says (the writer
+    when the capture has no SYN)."""
+    ours = [s for s in segments if {s.src_endpoint, s.dst_endpoint} == {writer, reader}]
+    client = next(((s.src, s.sport) if not s.has(ACK) else (s.dst, s.dport)
+                   for s in ours if s.has(SYN)), None)
+    if client is None:
+        client = next(((s.src, s.sport) if s.src_endpoint == writer else (s.dst, s.dport)
+                       for s in ours), ("", 0))
+    server = next(((s.dst, s.dport) if (s.src, s.sport) == client else (s.src, s.sport)
+                   for s in ours), ("", 0))
+    return Connection(client[0], client[1], server[0], server[1], ours)
+
+
+@dataclass
+class _Story:
+    """Reads the engine's Steps in capture order. Numbers are the engine's, in the
+    writer's sequence space (its first data byte is 1 after a SYN, else 0)."""
+
+    writer_role: str
+    out: WireAnalysis = field(default_factory=WireAnalysis)
+    started: bool = False
+    snd_una: int = 0                  # highest ACK from the reader
+    snd_nxt: int = 0                  # end of the writer's highest data
     rwnd: int | None = None           # reader's last advertised window, bytes
-    last_ack: int | None = None
-    zero = False                      # inside a zero-window episode
-    reopened = False                  # window reopened, new data not seen yet
-    probe_waiting: Event | None = None
-    probe_no = 0
-    syn_window = False                # rwnd is the SYN-ACK's unscaled window
+    writer_wscale: int | None = None  # the writer's SYN option
+    zero: bool = False                # inside a zero-window episode
+    reopened: bool = False            # window reopened, no new data seen yet
+    probe_waiting: Event | None = None  # the last probe, until the reader's next segment
+    probes: int = 0
 
-    def rel(seq: int) -> int:
-        return (seq - (w_isn + 1)) % MOD if w_isn is not None else seq
+    def add(self, step: Step) -> None:
+        if not self.started:
+            self.started = True
+            self.snd_una = self.snd_nxt = 1 if step.flags & SYN else 0
+        self.out.summary.segments += 1
+        if step.sender == self.writer_role:
+            self.from_writer(step)
+        else:
+            self.from_reader(step)
 
-    def note(seg: Segment, text: str) -> None:
-        out.notes.setdefault(seg.frame, []).append(text)
+    def note(self, step: Step, text: str) -> None:
+        self.out.notes.setdefault(step.segment.frame, []).append(text)
 
-    for seg in segments:
-        src = _endpoint(seg.src, seg.sport)
-        if src not in (writer, reader):
-            continue
-        s.segments += 1
-        if src == writer:
-            if seg.has(SYN):
-                w_isn, writer_syn_scale = seg.seq, seg.wscale
-                continue
-            if w_isn is None:                      # capture started mid-connection
-                w_isn = (seg.seq - 1) % MOD
-            start = rel(seg.seq)
-            end = start + seg.length
-            if zero and seg.length <= 1 and not seg.has(FIN | RST):
-                form = None
-                if start == (snd_una - 1) % MOD:
-                    form = PROBE_UNA_MINUS_1
-                elif seg.length == 1 and start == snd_una:
-                    form = PROBE_ONE_BYTE
-                if form:
-                    probe_no += 1
-                    s.window_probes += 1
-                    s.probe_forms[form] = s.probe_forms.get(form, 0) + 1
-                    label = WIRESHARK_LABEL[form]
-                    ev = Event(seg.t, WINDOW_PROBE, "writer", "wire",
-                               f"persist probe #{probe_no}: {form}", frame=seg.frame,
-                               wireshark=label)
-                    out.events.append(ev)
-                    probe_waiting = ev
-                    note(seg, f"tcptrace: zero-window (persist) probe #{probe_no}, {form}; "
-                              f"Wireshark labels it [{label}]; the kernel counts it in "
-                              f"TcpExtTCPWinProbe")
-                    continue
-            if seg.length > 0:
-                s.data_segments += 1
-                if end > snd_nxt:
-                    s.bytes_on_wire += end - max(start, snd_nxt)
-                    if reopened:
-                        reopened = False
-                        out.events.append(Event(seg.t, DATA_RESUMED, "writer", "wire",
-                                                 "new data after the zero window",
-                                                 frame=seg.frame))
-                        note(seg, "tcptrace: data resumes after the zero window")
-                    snd_nxt = end
-                if rwnd is not None and last_ack is not None and rwnd > 0 \
-                        and end >= rel(last_ack) + rwnd:
-                    s.window_full += 1
-                    out.events.append(Event(seg.t, WINDOW_FULL, "writer", "wire",
-                                            f"fills the reader's {rwnd}-byte window",
-                                            frame=seg.frame, wireshark="TCP Window Full"))
-                    note(seg, f"tcptrace: window full, this segment fills the reader's "
-                              f"advertised window ({rwnd} bytes)")
-            out.in_flight.append((seg.t, max(0, snd_nxt - snd_una)))
-            continue
+    def event(self, step: Step, kind: str, side: str, detail: str,
+              wireshark: str | None = None) -> Event:
+        ev = Event(step.t, kind, side, "wire", detail, frame=step.segment.frame,
+                   wireshark=wireshark)
+        self.out.events.append(ev)
+        return ev
 
-        # from the reader
-        if seg.has(SYN):
-            reader_syn_scale = seg.wscale
-            if writer_syn_scale is not None and reader_syn_scale is not None:
-                scale = reader_syn_scale        # both SYNs carried the option: scaling on
-                s.reader_wscale, s.writer_wscale = reader_syn_scale, writer_syn_scale
-            rwnd, last_ack = seg.win, seg.ack      # never scaled on a SYN
-            syn_window = True                      # not comparable with scaled windows
-            out.window.append((seg.t, rwnd))
-            continue
-        if seg.has(RST):
-            continue
-        win = seg.win << scale
-        s.max_window = max(s.max_window, win)
-        same_ack = last_ack is not None and seg.ack == last_ack
-        if w_isn is not None:
-            snd_una = max(snd_una, rel(seg.ack))
-        if win == 0 and not seg.has(FIN):
-            s.zero_windows += 1
-            if not zero:
-                zero, reopened = True, False
-                s.zero_window_episodes += 1
-                detail = "the reader's receive buffer is full: window 0"
-                note(seg, "tcptrace: zero window, the reader's receive buffer is full")
-            elif probe_waiting is not None:
-                s.probes_answered += 1
-                detail = f"window still 0 (answers {probe_waiting.detail.split(':')[0]})"
-                note(seg, "tcptrace: zero window again, the reply to the persist probe")
-            else:
-                detail = "window still 0"
-                note(seg, "tcptrace: zero window again")
-            out.events.append(Event(seg.t, ZERO_WINDOW, "reader", "wire", detail,
-                                    frame=seg.frame, wireshark="TCP ZeroWindow"))
-        elif zero and win > 0:
-            zero, reopened = False, True
+    # -- the writer ------------------------------------------------------------------
+
+    def from_writer(self, step: Step) -> None:
+        if step.flags & SYN:
+            self.writer_wscale = step.segment.wscale
+            return
+        if step.tags & engine.WINDOW_PROBE:
+            self.probe(step)
+            return
+        if step.length > 0:
+            self.data(step)
+        self.out.in_flight.append((step.t, max(0, self.snd_nxt - self.snd_una)))
+
+    def probe(self, step: Step) -> None:
+        s = self.out.summary
+        form = PROBE_ONE_BYTE if step.length else PROBE_UNA_MINUS_1
+        label = WIRESHARK_LABEL[form]
+        self.probes += 1
+        s.window_probes += 1
+        s.probe_forms[form] = s.probe_forms.get(form, 0) + 1
+        self.probe_waiting = self.event(step, WINDOW_PROBE, "writer",
+                                        f"persist probe #{self.probes}: {form}", label)
+        self.note(step, f"tcptrace: zero-window (persist) probe #{self.probes}, {form}; "
+                        f"Wireshark labels it [{label}]; the kernel counts it in "
+                        f"TcpExtTCPWinProbe")
+
+    def data(self, step: Step) -> None:
+        s = self.out.summary
+        start, end = step.seq, step.seq + step.length
+        s.data_segments += 1
+        if end > self.snd_nxt:
+            s.bytes_on_wire += end - max(start, self.snd_nxt)
+            if self.reopened:
+                self.reopened = False
+                self.event(step, DATA_RESUMED, "writer", "new data after the zero window")
+                self.note(step, "tcptrace: data resumes after the zero window")
+            self.snd_nxt = end
+        if step.tags & engine.WINDOW_FULL:
+            s.window_full += 1
+            self.event(step, WINDOW_FULL, "writer", f"fills the reader's {self.rwnd}-byte window",
+                       "TCP Window Full")
+            self.note(step, f"tcptrace: window full, this segment fills the reader's "
+                            f"advertised window ({self.rwnd} bytes)")
+
+    # -- the reader ------------------------------------------------------------------
+
+    def from_reader(self, step: Step) -> None:
+        s = self.out.summary
+        if step.flags & SYN:
+            if self.writer_wscale is not None and step.segment.wscale is not None:
+                s.reader_wscale, s.writer_wscale = step.segment.wscale, self.writer_wscale
+            self.rwnd = step.win                   # never scaled on a SYN
+            self.out.window.append((step.t, step.win))
+            return
+        if step.flags & RST:
+            return
+        s.max_window = max(s.max_window, step.win)
+        self.snd_una = max(self.snd_una, step.ack)
+        if step.tags & engine.ZERO_WINDOW:
+            self.zero_window(step)
+        elif self.zero and step.win > 0:
+            self.window_reopens(step)
+        elif step.tags & engine.WINDOW_UPDATE:
             s.window_updates += 1
-            out.events.append(Event(seg.t, WINDOW_UPDATE, "reader", "wire",
-                                    f"the reader read: window reopens to {win} bytes",
-                                    frame=seg.frame,
-                                    wireshark="TCP Window Update" if same_ack else None))
-            note(seg, f"tcptrace: window update, the window reopens to {win} bytes")
-        elif same_ack and seg.length == 0 and not seg.has(FIN) and rwnd is not None \
-                and win != rwnd and not syn_window:
-            s.window_updates += 1
-            out.events.append(Event(seg.t, WINDOW_UPDATE, "reader", "wire",
-                                    f"window {rwnd} -> {win} bytes, same ACK",
-                                    frame=seg.frame, wireshark="TCP Window Update"))
-            note(seg, f"tcptrace: window update, {rwnd} -> {win} bytes")
-        probe_waiting = None
-        rwnd, last_ack, syn_window = win, seg.ack, False
-        out.window.append((seg.t, win))
-        out.in_flight.append((seg.t, max(0, snd_nxt - snd_una)))
-    return out
+            self.event(step, WINDOW_UPDATE, "reader",
+                       f"window {self.rwnd} -> {step.win} bytes, same ACK", "TCP Window Update")
+            self.note(step, f"tcptrace: window update, {self.rwnd} -> {step.win} bytes")
+        self.probe_waiting = None
+        self.rwnd = step.win
+        self.out.window.append((step.t, step.win))
+        self.out.in_flight.append((step.t, max(0, self.snd_nxt - self.snd_una)))
+
+    def zero_window(self, step: Step) -> None:
+        s = self.out.summary
+        s.zero_windows += 1
+        if not self.zero:
+            self.zero, self.reopened = True, False
+            s.zero_window_episodes += 1
+            detail = "the reader's receive buffer is full: window 0"
+            self.note(step, "tcptrace: zero window, the reader's receive buffer is full")
+        elif self.probe_waiting is not None:
+            s.probes_answered += 1
+            detail = f"window still 0 (answers {self.probe_waiting.detail.split(':')[0]})"
+            self.note(step, "tcptrace: zero window again, the reply to the persist probe")
+        else:
+            detail = "window still 0"
+            self.note(step, "tcptrace: zero window again")
+        self.event(step, ZERO_WINDOW, "reader", detail, "TCP ZeroWindow")
+
+    def window_reopens(self, step: Step) -> None:
+        self.zero, self.reopened = False, True
+        self.out.summary.window_updates += 1
+        label = "TCP Window Update" if step.tags & engine.WINDOW_UPDATE else None
+        self.event(step, WINDOW_UPDATE, "reader",
+                   f"the reader read: window reopens to {step.win} bytes", label)
+        self.note(step, f"tcptrace: window update, the window reopens to {step.win} bytes")
