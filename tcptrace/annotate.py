@@ -7,15 +7,28 @@ show every state; the note points at the ones that matter for the close).
 
 from __future__ import annotations
 
-from tcptrace.engine import (ACK_OF_FIN, AFTER_CLOSE, DELAYED_ACK, DUP_ACK, KEEP_ALIVE,
-                             MID_CONNECTION, OUT_OF_ORDER, OUT_OF_WINDOW, RETRANSMISSION,
-                             SIMULTANEOUS, WINDOW_FULL, WINDOW_PROBE, WINDOW_UPDATE, ZERO_WINDOW,
-                             Step, tag_names)
-from tcptrace.model import (ACK, CLOSE_WAIT, CLOSED, CLOSING, FIN, FIN_WAIT_1, FIN_WAIT_2,
-                            LAST_ACK, RST, SYN, SYN_RECEIVED, SYN_SENT, TIME_WAIT, UNKNOWN,
-                            Connection, PacketView, flag_names)
+from tcptrace.engine import (
+    ACK_OF_FIN,
+    AFTER_CLOSE,
+    DELAYED_ACK,
+    DUP_ACK,
+    KEEP_ALIVE,
+    MID_CONNECTION,
+    OUT_OF_ORDER,
+    OUT_OF_WINDOW,
+    RETRANSMISSION,
+    SIMULTANEOUS,
+    WINDOW_FULL,
+    WINDOW_PROBE,
+    WINDOW_UPDATE,
+    ZERO_WINDOW,
+    Step,
+    tag_names,
+)
+from tcptrace.model import ACK, FIN, RST, SYN, Connection, PacketView, TcpState, flag_names
 
-_CLOSING_STATES = (FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT, CLOSED)
+_CLOSING_STATES = (TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT, TcpState.CLOSING,
+                   TcpState.LAST_ACK, TcpState.TIME_WAIT, TcpState.CLOSED)
 _OTHER = {"client": "server", "server": "client"}
 
 
@@ -83,12 +96,13 @@ def _changes(x: str, y: str, before: dict[str, str], after: dict[str, str]) -> s
     for side in (x, y):
         old, new = before[side], after[side]
         # From "?" nothing is entered: a refused SYN's receiver is only filled in later.
-        if new == old or new not in _CLOSING_STATES or old == UNKNOWN:
+        if new == old or new not in _CLOSING_STATES or old == TcpState.UNKNOWN:
             continue
-        if new == TIME_WAIT:
-            new = ("TIME-WAIT for 60 s, via FIN-WAIT-2 for µs on Linux" if old == FIN_WAIT_1
+        if new == TcpState.TIME_WAIT:
+            new = ("TIME-WAIT for 60 s, via FIN-WAIT-2 for µs on Linux"
+                   if old == TcpState.FIN_WAIT_1
                    else "TIME-WAIT for 2*MSL, 60 s on Linux")
-        elif new == CLOSED and old == LAST_ACK:
+        elif new == TcpState.CLOSED and old == TcpState.LAST_ACK:
             new = "CLOSED: its socket is gone"
         parts.append(f"{side} {new}" if parts else f"{side} enters {new}")
     return "; ".join(parts)
@@ -135,11 +149,11 @@ def _fin(step: Step, x: str, y: str, after: dict[str, str]) -> str:
         return f"retransmission of {x}'s FIN (seq already sent)"
     if tags & SIMULTANEOUS:
         return "FINs crossed: simultaneous close"
-    if tags & ACK_OF_FIN and after[x] == LAST_ACK:
+    if tags & ACK_OF_FIN and after[x] == TcpState.LAST_ACK:
         return f"{x}'s FIN rides on the ACK of the {y}'s FIN (3-segment close)"
     if n:
         return f"{x}'s FIN rides on the last data segment ({n} bytes)"
-    if after[x] == LAST_ACK:
+    if after[x] == TcpState.LAST_ACK:
         return f"{x} closes too: FIN"
     return f"{x} has finished sending: FIN"
 
@@ -150,9 +164,9 @@ def _data(step: Step, x: str, y: str, before: dict[str, str]) -> str:
         note = f"{x} retransmits {n} bytes (seq already sent)"
     elif tags & OUT_OF_ORDER:
         note = f"{x} sends {n} bytes after a gap (earlier data not captured)"
-    elif before[y] == SYN_RECEIVED:
+    elif before[y] == TcpState.SYN_RECEIVED:
         note = f"{x} completes the handshake and sends {n} bytes"
-    elif before[x] == CLOSE_WAIT:
+    elif before[x] == TcpState.CLOSE_WAIT:
         what = f"ACKs the {y}'s FIN and sends" if tags & ACK_OF_FIN else "sends"
         note = f"{x} {what} {n} bytes (half-close: CLOSE-WAIT can still send)"
     else:
@@ -180,7 +194,7 @@ def _ack(step: Step, x: str, y: str, before: dict[str, str], prev_win: int) -> s
         if prev_win == 0:
             return f"window update: {x} can receive again (win {step.win})"
         return f"window update: {x}'s window is now {step.win} bytes"
-    if before[y] == SYN_RECEIVED and acked:
+    if before[y] == TcpState.SYN_RECEIVED and acked:
         return f"{x} completes the handshake: ACK"
     late = f"{step.delay * 1000:.0f} ms after" if tags & DELAYED_ACK else ""
     if tags & ACK_OF_FIN:
@@ -188,14 +202,14 @@ def _ack(step: Step, x: str, y: str, before: dict[str, str], prev_win: int) -> s
         return f"{x} ACKs {what}" + (f": delayed ACK ({late} the FIN)" if late else "")
     if tags & DUP_ACK:
         return f"duplicate ACK from {x} (ack {step.ack} again)"
-    if before[x] == TIME_WAIT:
+    if before[x] == TcpState.TIME_WAIT:
         return f"{x} ACKs again from TIME-WAIT"
     if not acked:
         return f"{x} ACKs (nothing new)"
     note = f"{x} ACKs {acked} bytes"
     if late:
         note += f": delayed ACK ({late} the data)"
-    if before[x] == FIN_WAIT_2:
+    if before[x] == TcpState.FIN_WAIT_2:
         note = _aside(note, "FIN-WAIT-2 still receives")
     return note
 
@@ -204,24 +218,33 @@ def _rst(step: Step, x: str, y: str, before: dict[str, str], after: dict[str, st
          conn: Connection) -> str:
     xb, yb = before[x], before[y]
     if step.tags & OUT_OF_WINDOW:
-        if yb == SYN_SENT:
+        if yb == TcpState.SYN_SENT:
             return f"RST from {x} does not ACK {y}'s SYN: {y}'s kernel ignores it (RFC 9293)"
-        if yb == TIME_WAIT:
+        if yb == TcpState.TIME_WAIT:
             return f"RST from {x} is not at RCV.NXT: {y} stays in TIME-WAIT"
         return f"RST from {x} is out of window: {y}'s kernel ignores it (RFC 5961)"
-    if yb == SYN_SENT and after[y] == CLOSED:
+    if yb == TcpState.SYN_SENT and after[y] == TcpState.CLOSED:
         port = conn.server_port if x == "server" else conn.client_port
         return f"RST in reply to SYN: nothing listens on port {port} (connection refused)"
-    if yb == TIME_WAIT:
+    if yb == TcpState.TIME_WAIT:
         return f"RST ends {y}'s TIME-WAIT early (Linux default net.ipv4.tcp_rfc1337=0)"
-    if xb == CLOSED:
+    if xb == TcpState.CLOSED:
         if after[y] != yb:
             return f"RST from {x}'s kernel (its socket is gone): {y} is reset, no TIME-WAIT"
         return f"RST from {x}'s kernel: no socket for that segment any more, nothing changes"
-    if xb == SYN_SENT:
+    if xb == TcpState.SYN_SENT:
         return f"RST from {x}: it abandons its connection attempt"
-    if xb in (FIN_WAIT_1, FIN_WAIT_2):
+    if xb in (TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2):
         return (f"RST from {x} after its FIN: abortive close — unread data is discarded,"
                 " no TIME-WAIT")
     return (f"RST from {x}: abortive close — any unsent or unread data is discarded,"
             " no TIME-WAIT on either side")
+
+
+def describe_recv_q(sock: dict) -> str:
+    """'Recv-Q N' for a socket as SocketLine.to_json() gives it. After a FIN arrives,
+    ss counts that FIN as one byte in Recv-Q until the application reads EOF."""
+    n = sock.get("recv_q", 0)
+    fin = n == 1 and sock.get("state") in (TcpState.CLOSE_WAIT, TcpState.LAST_ACK,
+                                           TcpState.CLOSING)
+    return f"Recv-Q {n:,}" + (" (the FIN, not data)" if fin else "")

@@ -3,7 +3,8 @@
 Every value comes from a source a person can re-read: asyncio's own transport, Node's own
 `net.Socket`, `getsockopt()` on fresh and connected loopback sockets, TCP_INFO, the sysctl
 files under /proc/sys and /sys/class/net/lo/mtu. `gather_buffers()` does that I/O once and
-returns plain data; `tcptrace.render_buffers` renders it. Nothing here imports scapy.
+returns plain data; `tcptrace.render.buffers` renders it and `tcptrace.render.jsonout`
+writes it as JSON. Nothing here imports scapy.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import socket
 import struct
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROC_SYS = Path("/proc/sys")
@@ -260,9 +261,3 @@ def build_report(sysctl, aio, node, fresh, pair, mtu, doubled_snd, doubled_rcv,
             tune=["ip link set lo mtu N (changes MSS)"]),
     ]
     return BuffersReport(layers=layers, sysctl=dict(sysctl))
-
-
-def buffers_json(report: BuffersReport) -> dict:
-    return {"schema": "tcptrace/1", "command": "buffers",
-            "layers": [asdict(layer) for layer in report.layers],
-            "sysctl": report.sysctl}

@@ -10,15 +10,13 @@ each claim names the runs it needs in REQUIRED_RUNS.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
-from rich.console import Console
-from rich.markup import escape
-
-from tcptrace.kernel_trace import RST_REASONS
-from tcptrace.ss import describe_recv_q
-from tcptrace.model import ACK, FIN, RST, SYN
+from tcptrace.annotate import describe_recv_q
+from tcptrace.live.kernel_trace import RST_REASONS
+from tcptrace.model import ACK, FIN, RST, SYN, TcpState
 
 BIG = 8 << 20   # bytes queued to a paused reader: far more than the kernel buffers hold
 TRUE, FALSE, PARTLY = "true", "false", "partly"
@@ -215,7 +213,7 @@ def _end_waits_for_ack(run) -> Claim:
         # when the ACK wins the race, nothing waited for it.
         waited = False
     states = [o for o in run.observations if o.t >= fin.t
-              and getattr(o, closer) in ("FIN-WAIT-1", "FIN-WAIT-2")]
+              and getattr(o, closer) in (TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2)]
     for obs in states[:1]:
         evidence.append(f"ss after {obs.after!r}: {closer} {_ss(obs, closer)}, "
                         f"{peer} {_ss(obs, peer)}")
@@ -256,7 +254,7 @@ def _destroy_frees(*runs) -> Claim:
             evidence.append(f"{_label(run)}: Node's 'close' fired at {_at(run, closed.t)}, "
                             f"{(closed.t - call.t) * 1000:.1f} ms after socket.destroy()")
         obs = _state_after(run, call.t)
-        if obs and getattr(obs, closer) != "CLOSED":
+        if obs and getattr(obs, closer) != TcpState.CLOSED:
             kept = True
             evidence.append(f"ss after socket.destroy(): the kernel still had the {closer} "
                             f"socket, in {_ss(obs, closer)}")
@@ -270,7 +268,7 @@ def _destroy_frees(*runs) -> Claim:
                 (_sent_through(run, s) for s in data if s.t <= call.t), default=0)
             evidence.append(f"the {closer}'s kernel went on sending: {sent:,} new bytes "
                             f"after socket.destroy(), the last at {_at(run, late[-1].t)}")
-        if run.verdict.final[closer] == "TIME-WAIT":
+        if run.verdict.final[closer] == TcpState.TIME_WAIT:
             kept = True
             evidence.append(f"the {closer} socket ended in TIME-WAIT, which Linux keeps 60 s")
     return Claim(DESTROY_FREES, FALSE if kept else TRUE, evidence)
@@ -288,8 +286,8 @@ def _first_closer_time_wait(*runs) -> Claim:
                         f" at the end: client {ends['client']}, server {ends['server']}")
         final = ends[first]
         if kind == "RST":
-            rst_exception = rst_exception or final != "TIME-WAIT"
-        elif final == "TIME-WAIT":
+            rst_exception = rst_exception or final != TcpState.TIME_WAIT
+        elif final == TcpState.TIME_WAIT:
             confirmed += 1
         else:
             refuted += 1
@@ -339,32 +337,3 @@ _JUDGES = {
     FIRST_CLOSER_TIME_WAIT: _first_closer_time_wait,
     RST_MEANS_CRASH: _rst_means_crash,
 }
-
-
-# --- output --------------------------------------------------------------------------
-
-def claims_json(claims: list[Claim]) -> dict:
-    return {"schema": "tcptrace/1", "command": "claims",
-            "claims": [{"claim": c.claim, "verdict": c.verdict, "evidence": list(c.evidence)}
-                       for c in claims]}
-
-
-_VERDICT_STYLE = {TRUE: "bold green", FALSE: "bold red", PARTLY: "bold yellow"}
-
-
-def render_claims(claims: list[Claim], console: Console) -> None:
-    from rich.padding import Padding
-
-    from tcptrace.render.console import ascii_only
-    from tcptrace.render.fit import plain
-
-    ascii = ascii_only(console)     # evidence quotes kernel and runtime text ("µs")
-    for claim in claims:
-        style = _VERDICT_STYLE.get(claim.verdict, "bold")
-        console.print(f"[{style}]{claim.verdict.upper():>6}[/]  "
-                      f"{escape(plain(claim.claim, ascii))}")
-        for line in claim.evidence:
-            # Indented as a block, so a long line wraps under its own start.
-            console.print(Padding(f"- {escape(plain(line, ascii))}", (0, 0, 0, 8),
-                                  expand=False))
-        console.print()

@@ -90,7 +90,7 @@ def cli() -> None:
 def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kernel: bool,
           as_json: bool, save: str | None, no_legend: bool) -> None:
     """Open a real loopback connection, close it, and show the annotated ladder."""
-    from tcptrace.live import run_close
+    from tcptrace.live.close_run import run_close
     from tcptrace.render.jsonout import close_json
 
     run = run_close(mode, port=port, pending=pending, closer=closer, runtime=runtime,
@@ -137,8 +137,8 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
     from tcptrace import replay as rp
     from tcptrace.render import stepper
     from tcptrace.render.console import make_console
-    from tcptrace.render.table import (ReadProgress, render_listing, render_replay,
-                                       replay_header)
+    from tcptrace.render.progress import ReadProgress
+    from tcptrace.render.table import render_listing, render_replay, replay_header
 
     if sum((as_json, step, speed is not None)) > 1:
         raise TcptraceError("choose one of --json, --step and --speed")
@@ -248,7 +248,7 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
     # rich is not even imported then.
     if sys.stderr.isatty() and not (machine and sys.stdout.isatty()):
         from tcptrace.render.console import make_console
-        from tcptrace.render.table import ReadProgress
+        from tcptrace.render.progress import ReadProgress
 
         progress = ReadProgress(make_console(stderr=True), "summarising")
     run = Scan(file, linger=linger, progress=progress)
@@ -283,9 +283,11 @@ def claims(as_json: bool) -> None:
     """Check common interview claims about closing sockets against this machine's wire."""
     import shutil
 
-    from tcptrace.claims import claims_json, judge, render_claims, required_runs
-    from tcptrace.live import run_close
+    from tcptrace.claims import judge, required_runs
+    from tcptrace.live.close_run import run_close
+    from tcptrace.render.claims import render_claims
     from tcptrace.render.console import make_console
+    from tcptrace.render.jsonout import claims_json
 
     keys = required_runs()
     if shutil.which("node") is None:
@@ -340,9 +342,12 @@ def backpressure(runtime, nbytes, pause, sndbuf, rcvbuf, ignore_backpressure, in
                  as_json, svg, save) -> None:
     """A writer outruns a paused reader: every buffer layer filling, zero windows,
     persist probes, write() returning false, and the drain."""
-    from tcptrace.backpressure import (BackpressureOptions, backpressure_json,
-                                       backpressure_svg, render_backpressure, run_backpressure,
-                                       save_backpressure_capture)
+    from tcptrace.backpressure import (
+        BackpressureOptions,
+        backpressure_json,
+        run_backpressure,
+        save_backpressure_capture,
+    )
 
     result = run_backpressure(BackpressureOptions(
         runtime=runtime, bytes=nbytes, pause=pause, sndbuf=sndbuf, rcvbuf=rcvbuf,
@@ -350,13 +355,16 @@ def backpressure(runtime, nbytes, pause, sndbuf, rcvbuf, ignore_backpressure, in
     if save:
         save_backpressure_capture(result, save)
     if svg:
+        from tcptrace.render.backpressure_svg import backpressure_svg
+
         _write_text(svg, backpressure_svg(result))
     if as_json:
         _emit_json(backpressure_json(result))
         return
+    from tcptrace.render.backpressure import render
     from tcptrace.render.console import make_console
 
-    render_backpressure(result, make_console())
+    render(result, make_console())
 
 
 @cli.command()
@@ -364,14 +372,16 @@ def backpressure(runtime, nbytes, pause, sndbuf, rcvbuf, ignore_backpressure, in
 @click.option("--json", "as_json", is_flag=True, help="Print the layers as JSON.")
 def buffers(as_json: bool) -> None:
     """The buffer layers on this machine, top to bottom, with real values and their source."""
-    from tcptrace.buffers import buffers_json, gather_buffers
+    from tcptrace.buffers import gather_buffers
 
     report = gather_buffers()
     if as_json:
+        from tcptrace.render.jsonout import buffers_json
+
         _emit_json(buffers_json(report))
         return
+    from tcptrace.render.buffers import render_buffers
     from tcptrace.render.console import make_console
-    from tcptrace.render_buffers import render_buffers
 
     render_buffers(report, make_console())
 

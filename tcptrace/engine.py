@@ -18,12 +18,13 @@ import gc
 import os
 import stat
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 from tcptrace import _engine
 from tcptrace.errors import TcptraceError
-from tcptrace.model import Connection, Segment, Verdict
+from tcptrace.model import Connection, Segment, TcpState, Verdict
 
 # Capture time after which a connection whose sides are both CLOSED or TIME-WAIT is
 # done with (Linux keeps TIME-WAIT 60 s); a later segment starts a new connection.
@@ -103,7 +104,7 @@ class ConnectionSummary:
     client: Sent
     server: Sent
     steps: list[Step] | None = None
-    initial: tuple[str, str] = ("?", "?")   # both states before the first segment
+    initial: tuple[str, str] = (TcpState.UNKNOWN, TcpState.UNKNOWN)  # before the first segment
     endpoints: tuple[str, str] = ("", "")   # client and server as text (ip:port)
     raw: object = None      # the engine's record (json_line())
 

@@ -8,6 +8,7 @@ Capture and file readers produce `Segment`s; `ss` and kernel tracepoints produce
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 # TCP header flag bits, as on the wire.
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
@@ -16,12 +17,23 @@ FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x4
 FLAG_ORDER = (("SYN", SYN), ("FIN", FIN), ("RST", RST), ("PSH", PSH),
               ("ACK", ACK), ("URG", URG), ("ECE", ECE), ("CWR", CWR))
 
-# RFC 9293 state names, hyphenated; CLOSED also means "the socket is gone".
-STATES = ("LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2",
-          "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT", "CLOSED")
-UNKNOWN = "?"  # state not pinned down yet (capture started mid-connection)
-(LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING,
- LAST_ACK, TIME_WAIT, CLOSED) = STATES
+
+class TcpState(StrEnum):
+    """RFC 9293 state names, hyphenated; CLOSED also means "the socket is gone". A str:
+    it compares equal to its name ("TIME-WAIT") and prints and serialises as it."""
+
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST-ACK"
+    TIME_WAIT = "TIME-WAIT"
+    CLOSED = "CLOSED"
+    UNKNOWN = "?"       # not pinned down yet (capture started mid-connection)
 
 
 def flag_names(flags: int) -> list[str]:

@@ -14,9 +14,9 @@ import secrets
 import struct
 from collections.abc import Iterator
 
-from . import __version__
-from .bpf import SNAPLEN
-from .errors import TcptraceError
+from tcptrace import __version__
+from tcptrace.errors import TcptraceError
+from tcptrace.live.bpf import SNAPLEN
 
 
 def write_capture(path: str | os.PathLike, frames: list[tuple[float, bytes]],

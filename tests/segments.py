@@ -15,15 +15,24 @@ C, S = 1000, 5000        # the client's and the server's ISN
 _BITS = {"S": SYN, "F": FIN, "R": RST, "P": PSH, "A": ACK}
 
 
+def segment(src: str | tuple[str, int], dst: str | tuple[str, int], flags: str | int = ACK,
+            seq: int = 100, ack: int = 0, length: int = 0, win: int = 65535, t: float = 0.0,
+            **options) -> Segment:
+    """A segment between any two endpoints, each "ip:port" or (ip, port); flags as bits
+    or as letters of S F R P A; options (vlan=, mss=, ...) as Segment takes them."""
+    (sip, sport), (dip, dport) = (e.rsplit(":", 1) if isinstance(e, str) else e
+                                  for e in (src, dst))
+    if isinstance(flags, str):
+        flags = sum(_BITS[letter] for letter in set(flags))
+    return Segment(t, sip, int(sport), dip, int(dport), flags, seq & 0xFFFFFFFF,
+                   ack & 0xFFFFFFFF, length, win, **options)
+
+
 def seg(t: float, who: str, flags: str, seq: int, ack: int = 0, length: int = 0,
         win: int = 65535, **options) -> Segment:
-    """who: 'c' or 's'; flags: letters of S F R P A, e.g. 'SA', 'FA', 'RA'."""
+    """Between CLIENT and SERVER: who: 'c' or 's'; flags: letters of S F R P A, e.g. 'SA'."""
     src, dst = (CLIENT, SERVER) if who == "c" else (SERVER, CLIENT)
-    bits = 0
-    for letter in flags:
-        bits |= _BITS[letter]
-    return Segment(t, src[0], src[1], dst[0], dst[1], bits, seq & 0xFFFFFFFF,
-                   ack & 0xFFFFFFFF, length, win, **options)
+    return segment(src, dst, flags, seq, ack, length, win, t, **options)
 
 
 def connection(*segments: Segment) -> Connection:

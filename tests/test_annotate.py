@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from segments import C, S, connection, handshake, seg
 from tcptrace.annotate import relative_views
 from tcptrace.engine import analyse_segments
+
+from segments import C, S, connection, handshake, seg
 
 
 def annotate(conn):

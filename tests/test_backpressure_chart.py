@@ -9,10 +9,10 @@ import pytest
 from rich.console import Console
 
 from tcptrace.backpressure.analysis import analyse
-from tcptrace.backpressure.chart import backpressure_chart, columns, layer_series, strip
-from tcptrace.backpressure.jsonout import raw_from_json
-from tcptrace.backpressure.render import render
-from tcptrace.backpressure.svg import backpressure_svg
+from tcptrace.render.backpressure import render
+from tcptrace.render.backpressure_chart import backpressure_chart, columns, layer_series, strip
+from tcptrace.render.backpressure_json import raw_from_json
+from tcptrace.render.backpressure_svg import backpressure_svg
 
 DATA = Path(__file__).parent / "data" / "backpressure"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -47,7 +47,7 @@ def test_terminal_chart_has_every_layer_and_event_marker(result):
 
 def test_strip_and_columns():
     assert strip([None, 0, 50, 100], 100) == " ·▅█"
-    from tcptrace.backpressure.chart import Series
+    from tcptrace.render.backpressure_chart import Series
     s = Series("x", "x", [(0.0, 10), (0.5, 20)])
     assert columns(s, 1.0, 4) == [10, 10, 20, None]
 

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from tcptrace.backpressure import BackpressureOptions, backpressure_json, run_backpressure
-from tcptrace.backpressure import scenario
+from tcptrace.backpressure import BackpressureOptions, backpressure_json, run_backpressure, scenario
 from tcptrace.errors import TcptraceError
+
+from conftest import require
 
 pytestmark = pytest.mark.live
 
@@ -16,17 +17,12 @@ PAUSE = 1.2     # the persist timer probes at about +0.2 s, +0.6 s, +1.4 s... of
 
 
 def need_root():
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("live backpressure tests need root (capture and a private netns)")
-        pytest.skip("needs root: capture on lo and a private network namespace")
+    require(None if os.geteuid() == 0 else
+            "needs root: capture on lo and a private network namespace")
 
 
 def need_node():
-    if shutil.which("node") is None:
-        if os.environ.get("CI"):
-            pytest.fail("node is not installed")
-        pytest.skip("node is not installed")
+    require(None if shutil.which("node") else "node is not installed")
 
 
 def run(**kw):
@@ -90,16 +86,14 @@ def test_node_writer_with_sndbuf_gets_a_prepared_socket():
 @pytest.mark.parametrize("runtime", ["python", "node"])
 def test_a_refused_last_write_still_ends_the_stream(runtime):
     # 64 KiB in one chunk into tiny buffers: the last (only) write is refused, and the
-    # writer must still end() the socket once it drains, so the reader sees EOF.
-    start = time.monotonic()
+    # writer must still end() the socket once it drains, so the reader sees EOF (if it
+    # did not, the run's own 10 s timeout would fail the test; speed is `make bench`'s).
     r = run(runtime=runtime, bytes=65536, sndbuf=4096, rcvbuf=4096, pause=0.5, timeout=10)
-    elapsed = time.monotonic() - start
     v = r.verdict
     assert v.bytes_delivered == v.bytes_written == 65536 and v.digest_match
     assert "eof" in r.reader and "error" not in r.reader
     if runtime == "node":       # the case at hand: the one write returned false
         assert v.write_false == 1
-    assert elapsed < 5, f"took {elapsed:.1f} s"
 
 
 def test_the_timeout_fires_while_the_writer_is_still_writing():
@@ -107,7 +101,9 @@ def test_the_timeout_fires_while_the_writer_is_still_writing():
     start = time.monotonic()
     with pytest.raises(TcptraceError, match="did not finish within 0.5 s"):
         scenario.record(BackpressureOptions(bytes=1 << 31, pause=0, timeout=0.5, netns="host"))
-    assert time.monotonic() - start < 5
+    # The message says the timeout fired; this bound only guards against a hang (how
+    # fast it fires is not asserted: speed is measured by `make bench`).
+    assert time.monotonic() - start < 30
 
 
 class FailingSampler(scenario.Sampler):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess
@@ -12,7 +11,9 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, Ether
 
-from tcptrace.bpf import PACKET_OUTGOING, SKF_AD_PKTTYPE, SNAPLEN, tcp_ports_program
+from tcptrace.live.bpf import PACKET_OUTGOING, SKF_AD_PKTTYPE, SNAPLEN, tcp_ports_program
+
+from conftest import require
 
 PACKET_HOST = 0
 P, Q, OTHER = 5000, 41234, 6000
@@ -126,10 +127,7 @@ def tcpdump_program(expr: str):
 ])
 def test_agrees_with_tcpdump(expr, ports):
     """libpcap's compiled program and ours keep and drop the same crafted frames."""
-    if shutil.which("tcpdump") is None:
-        if os.environ.get("CI"):
-            pytest.fail("tcpdump is required in CI for the cross-check")
-        pytest.skip("tcpdump not installed")
+    require(None if shutil.which("tcpdump") else "tcpdump is not installed (the cross-check)")
     theirs, ours = tcpdump_program(expr), tcp_ports_program(ports)
     for name, (frame, pkttype, _) in frames().items():
         assert run_bpf(ours, frame, pkttype) == run_bpf(theirs, frame, pkttype), name

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tcptrace.buffers import buffers_json, gather_buffers, ints, set_and_read
-from tcptrace.render_buffers import render_buffers
+from tcptrace.buffers import gather_buffers, ints, set_and_read
+from tcptrace.render.buffers import render_buffers
+from tcptrace.render.jsonout import buffers_json
+
+from conftest import require
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +39,7 @@ def test_sysctl_values_match_proc_sys(report, name, layer, label):
 
 
 def test_sysctl_values_match_the_sysctl_command(report):
-    if shutil.which("sysctl") is None:
-        pytest.skip("sysctl(8) not installed")
+    require(None if shutil.which("sysctl") else "sysctl(8) is not installed")
     out = subprocess.run(["sysctl", "-n", "net.ipv4.tcp_rmem"], capture_output=True, text=True)
     assert report.layer("receive").value("net.ipv4.tcp_rmem") == ints(out.stdout)
 

@@ -18,19 +18,18 @@ from scapy.layers.inet6 import IPv6  # noqa: F401  lets Ether() dissect IPv6
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
-from tcptrace.capture import LoopbackCapture
 from tcptrace.errors import NeedPrivilege, TcptraceError
+from tcptrace.live.capture import LoopbackCapture
+
+from conftest import require
 
 SYN, ACK = 0x02, 0x10
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def need(what: str, available: bool) -> None:
-    """Skip without `what`, except in CI, where live checks are mandatory."""
-    if not available:
-        if os.environ.get("CI"):
-            pytest.fail(f"{what} is required in CI")
-        pytest.skip(f"{what} not available")
+    """Skip without `what`, except in CI, where live checks are mandatory (conftest)."""
+    require(None if available else f"{what} is not available")
 
 
 def bound_pair(server_ip="127.0.0.1", client_ip="127.0.0.2"):
@@ -203,7 +202,7 @@ def test_missing_interface_is_one_line_error():
 
 def test_without_cap_net_raw_says_how_to_get_it():
     need("capsh, and root to drop a capability", bool(shutil.which("capsh")) and os.geteuid() == 0)
-    code = ("from tcptrace.capture import LoopbackCapture\n"
+    code = ("from tcptrace.live.capture import LoopbackCapture\n"
             "from tcptrace.errors import NeedPrivilege\n"
             "try:\n    LoopbackCapture({1234}).__enter__()\n"
             "except NeedPrivilege as e:\n    print(e)\n")
@@ -217,7 +216,7 @@ def test_without_cap_net_raw_says_how_to_get_it():
 
 
 def test_importing_capture_does_not_import_scapy():
-    out = subprocess.run([sys.executable, "-c", "import sys, tcptrace.capture, tcptrace.bpf;"
+    out = subprocess.run([sys.executable, "-c", "import sys, tcptrace.live.capture, tcptrace.live.bpf;"
                           "print(any(m.startswith('scapy') for m in sys.modules))"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

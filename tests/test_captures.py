@@ -53,7 +53,7 @@ def command(name: str) -> str:
 
 
 def test_the_library_has_every_mode():
-    from tcptrace.scenarios import MODES
+    from tcptrace.live.close_modes import MODES
 
     assert {NAME.fullmatch(n)["mode"] for n in FILES} == set(MODES)
 

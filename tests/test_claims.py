@@ -7,15 +7,36 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from segments import C, S, connection, handshake, seg
 from tcptrace import claims
-from tcptrace.claims import (BIG, DESTROY_DISCARDS, DESTROY_FREES, DESTROY_SENDS_RST,
-                             END_WAITS_FOR_ACK, FIRST_CLOSER_TIME_WAIT, NODE_DESTROY,
-                             NODE_DESTROY_BIG, NODE_END, NODE_END_BIG, NODE_RESET, NODE_UNREAD,
-                             PY_END_CLIENT, PY_END_SERVER, PY_RESET, PY_UNREAD, REQUIRED_RUNS,
-                             RunKey, claims_json, judge, key_of, render_claims, required_runs)
+from tcptrace.claims import (
+    BIG,
+    DESTROY_DISCARDS,
+    DESTROY_FREES,
+    DESTROY_SENDS_RST,
+    END_WAITS_FOR_ACK,
+    FIRST_CLOSER_TIME_WAIT,
+    NODE_DESTROY,
+    NODE_DESTROY_BIG,
+    NODE_END,
+    NODE_END_BIG,
+    NODE_RESET,
+    NODE_UNREAD,
+    PY_END_CLIENT,
+    PY_END_SERVER,
+    PY_RESET,
+    PY_UNREAD,
+    REQUIRED_RUNS,
+    RunKey,
+    judge,
+    key_of,
+    required_runs,
+)
 from tcptrace.engine import analyse_segments
 from tcptrace.model import AppEvent, KernelEvent, StateObservation
+from tcptrace.render.claims import render_claims
+from tcptrace.render.jsonout import claims_json
+
+from segments import C, S, connection, handshake, seg
 
 DELIVERED = 3_919_467     # what a measured node destroy of 8 MiB delivered
 

@@ -1,16 +1,12 @@
 """The command line itself: start-up cost and help, without privileges."""
 
-import subprocess
-import sys
-
-TCPTRACE = [sys.executable, "-m", "tcptrace"]
+from conftest import run_tcptrace
 
 
 def imported_modules(*args):
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tcptrace", *args],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return [line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+    code, _, err = run_tcptrace(*args, python_flags=("-X", "importtime"), timeout=60)
+    assert code == 0, err
+    return [line.split("|")[-1].strip() for line in err.splitlines()
             if line.startswith("import time:")]
 
 
@@ -28,8 +24,7 @@ def test_every_command_help_imports_no_scapy():
         assert not [m for m in imported_modules(command, "--help") if m.startswith("scapy")]
 
 
-def test_unknown_option_is_a_usage_error_not_a_traceback():
-    proc = subprocess.run([*TCPTRACE, "close", "--mode", "explode"], capture_output=True,
-                          text=True)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr and "explode" in proc.stderr
+def test_unknown_option_is_a_usage_error_not_a_traceback(tcptrace):
+    code, _, err = tcptrace("close", "--mode", "explode")
+    assert code == 2
+    assert "Traceback" not in err and "explode" in err

@@ -10,20 +10,31 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import require
 from tcptrace.engine import Scan
-from tcptrace.live import run_close
+from tcptrace.errors import TcptraceError
+from tcptrace.live.close_run import run_close
 from tcptrace.render.jsonout import close_json
+
+from conftest import TCPTRACE_COMMAND as TCPTRACE
+from conftest import require, run_tcptrace
 
 pytestmark = pytest.mark.live
 RUNS = int(os.environ.get("TCPTRACE_LIVE_RUNS", "5"))
-TCPTRACE = [sys.executable, "-m", "tcptrace"]
+
+
+def wait_until(ready, what: str, timeout: float = 10):
+    """Poll `ready()` until it returns something true (and return that): the wait ends
+    with the event, not after a guessed time; `timeout` only guards against a hang."""
+    deadline = time.monotonic() + timeout
+    while not (value := ready()):
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.02)
+    return value
 
 
 def doc_of(run):
@@ -132,39 +143,58 @@ def test_simultaneous_close_passes_closing_on_both_sides(live):
     assert closing == {"client", "server"}
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def tcpdump_segments(pcap: Path, ends: set) -> list | None:
+    """The segments between the endpoints `ends` in tcpdump's file so far, in frame
+    order; None while the file cannot be read whole yet (no header, a record half
+    written)."""
+    try:
+        scan = Scan(pcap, keep="all")
+        segs = [seg for s in scan for seg in s.conn.segments
+                if {(seg.src, seg.sport), (seg.dst, seg.dport)} == ends]
+    except TcptraceError:
+        return None
+    return None if scan.warnings else sorted(segs, key=lambda s: s.frame)
+
+
+def wire_fields(seg) -> tuple:
+    return (seg.src, seg.sport, seg.flags, seg.seq, seg.ack, seg.length)
 
 
 @pytest.mark.parametrize("mode", ["end", "destroy"])
 def test_segments_match_an_independent_tcpdump_capture(live, tmp_path, mode):
     require(None if shutil.which("tcpdump") else "tcpdump is not installed")
     for repeat in range(3):          # three runs, every one must match
-        port = _free_port()
         pcap = tmp_path / f"{mode}-{repeat}.pcap"
+        # All TCP on lo: the run picks its own ports (no port chosen here and reused,
+        # which another socket could take in between); its connection is picked out
+        # below by its endpoints.
         dump = subprocess.Popen(["tcpdump", "-i", "lo", "-Z", "root", "--immediate-mode", "-U",
-                                 "-w", str(pcap), f"tcp port {port}"],
+                                 "-w", str(pcap), "tcp"],
                                 stderr=subprocess.PIPE, text=True)
-        assert "listening on" in dump.stderr.readline()
-        run = run_close(mode, port=port)
-        time.sleep(0.2)
-        dump.send_signal(signal.SIGINT)
-        dump.wait(timeout=10)
-        scan = Scan(pcap, keep="all")
-        theirs = sorted((seg for s in scan for seg in s.conn.segments), key=lambda s: s.frame)
-        assert scan.warnings == []
-        key = lambda s: (s.src, s.sport, s.flags, s.seq, s.ack, s.length)
-        assert [key(s) for s in run.connection.segments] == [key(s) for s in theirs]
+        try:
+            assert "listening on" in dump.stderr.readline()
+            run = run_close(mode)
+            mine = run.connection.segments
+            ends = {(mine[0].src, mine[0].sport), (mine[0].dst, mine[0].dport)}
+            # tcpdump writes each packet as it gets it (-U): stop it once it has written
+            # as many of this connection's segments as the run saw (a missing one fails
+            # here after the timeout, an extra one in the comparison below).
+            wait_until(lambda: len(tcpdump_segments(pcap, ends) or ()) >= len(mine),
+                       f"tcpdump writing the run's {len(mine)} segments")
+        finally:
+            dump.send_signal(signal.SIGINT)
+            dump.wait(timeout=10)
+        theirs = tcpdump_segments(pcap, ends)
+        assert theirs is not None, "tcpdump's file is damaged"
+        assert [wire_fields(s) for s in mine] == [wire_fields(s) for s in theirs]
 
 
 def test_save_pcapng_has_the_explanations_as_comments(live, tmp_path, tshark):
     out = tmp_path / "end.pcapng"
-    proc = subprocess.run([*TCPTRACE, "close", "--mode", "end", "--json", "--save", str(out)],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    packets = json.loads(proc.stdout)["connections"][0]["packets"]
+    code, stdout, err = run_tcptrace("close", "--mode", "end", "--json", "--save", out,
+                                     timeout=60)
+    assert code == 0, err
+    packets = json.loads(stdout)["connections"][0]["packets"]
     fields = subprocess.run([tshark, "-r", str(out), "-T", "fields", "-E", "aggregator=|",
                              "-e", "tcp.flags.str", "-e", "frame.comment"],
                             capture_output=True, text=True, check=True).stdout.splitlines()
@@ -190,10 +220,9 @@ def test_port_in_use_is_one_line(live):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = subprocess.run([*TCPTRACE, "close", "--port", str(port)],
-                              capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
-    assert proc.stderr.count("\n") == 1 and "already in use" in proc.stderr
+        code, _, err = run_tcptrace("close", "--port", port, timeout=60)
+    assert code != 0
+    assert err.count("\n") == 1 and "already in use" in err
 
 
 def test_without_capture_privilege_one_line_says_how(live):
@@ -210,24 +239,35 @@ def test_without_capture_privilege_one_line_says_how(live):
 def test_ss_missing_is_one_line_naming_iproute2(live, tmp_path):
     # A PATH with python but without ss.
     (tmp_path / "bin").mkdir()
-    env = dict(os.environ, PATH=str(tmp_path / "bin"))
-    proc = subprocess.run([*TCPTRACE, "close"], capture_output=True, text=True, env=env,
-                          timeout=60)
-    assert proc.returncode != 0
-    assert proc.stderr.count("\n") == 1 and "iproute2" in proc.stderr
+    code, _, err = run_tcptrace("close", env={"PATH": str(tmp_path / "bin")}, timeout=60)
+    assert code != 0
+    assert err.count("\n") == 1 and "iproute2" in err
 
 
 def test_ctrl_c_exits_130_and_cleans_up(live):
     proc = subprocess.Popen([*TCPTRACE, "close", "--mode", "end", "--pending", str(1 << 30)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert "Traceback" not in err
     instances = Path("/sys/kernel/tracing/instances")
+
+    def traces() -> list[Path]:
+        return [p for p in instances.iterdir() if p.name.startswith(f"tcptrace-{proc.pid}-")]
+
+    def in_the_middle() -> bool:
+        # Ready when the run's connection is up (ss shows it owned by the child), and,
+        # where tracefs is, its trace instance exists: there is something to clean up.
+        ss = subprocess.run(["ss", "-Htnp", "state", "established"], capture_output=True,
+                            text=True).stdout
+        return f"pid={proc.pid}," in ss and (not instances.is_dir() or bool(traces()))
+
+    try:
+        wait_until(in_the_middle, "the run's connection (1 GiB pending) coming up", 30)
+    finally:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
     if instances.is_dir():
-        assert not [p for p in instances.iterdir() if p.name.startswith(f"tcptrace-{proc.pid}-")]
+        assert not traces()
 
 
 @pytest.mark.parametrize("mode", ["end", "unread"])
@@ -237,16 +277,14 @@ def test_ladder_fits_the_width_and_cuts_nothing(live, tmp_path, mode, width):
     from test_layout import check_ladder, expected_views
 
     saved = tmp_path / "run.pcapng"
-    proc = subprocess.run([*TCPTRACE, "close", "--mode", mode, "--width", str(width),
-                           "--save", str(saved)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    check_ladder(proc.stdout, expected_views(saved), width)
-    legend = proc.stdout[proc.stdout.index("Legend"):]
+    code, out, err = run_tcptrace("close", "--mode", mode, "--width", width, "--save", saved)
+    assert code == 0, err
+    check_ladder(out, expected_views(saved), width)
+    legend = out[out.index("Legend"):]
     for glyph, key in (("┄ ss ┄", "┄┄ ss ┄┄"), ("· kernel ·", "··· kernel ···"),
                        ("▸ client app", "▸ client app / server app ◂")):
-        assert glyph in proc.stdout and key in legend
-    ascii_run = subprocess.run([*TCPTRACE, "close", "--mode", mode, "--width", str(width)],
-                               capture_output=True, text=True,
-                               env={**os.environ, "PYTHONIOENCODING": "ascii"})
-    assert ascii_run.returncode == 0 and ascii_run.stdout.isascii(), ascii_run.stderr
-    assert max(len(line) for line in ascii_run.stdout.splitlines()) <= width
+        assert glyph in out and key in legend
+    code, out, err = run_tcptrace("close", "--mode", mode, "--width", width,
+                                  env={"PYTHONIOENCODING": "ascii"})
+    assert code == 0 and out.isascii(), err
+    assert max(len(line) for line in out.splitlines()) <= width

@@ -11,6 +11,8 @@ import pytest
 from tcptrace.engine import Scan, group_segments
 from tcptrace.model import ACK, FIN, RST, SYN, Connection, Segment
 
+from segments import segment as seg
+
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures-real"
 
 
@@ -41,13 +43,6 @@ README_STREAMS = {
     "sv_community-id-ipv6.pcap": 2, "sv_mqtt-limit-2.pcap": 1, "sv_tcp-empty-sack_tcp-opt.pcap": 1,
     "sv_smtp-to-comma_corrupt.pcap": 1, "tcpreplay_test.pcap": 7, "tcpdump_pptp.pcap": 1,
 }
-
-
-def seg(src: str, dst: str, flags=ACK, seq=100, ack=0, vlan=(), t=0.0) -> Segment:
-    """A segment between "ip:port" endpoints."""
-    (sip, sport), (dip, dport) = (s.rsplit(":", 1) for s in (src, dst))
-    return Segment(t=t, src=sip, sport=int(sport), dst=dip, dport=int(dport), flags=flags,
-                   seq=seq, ack=ack, length=0, win=100, vlan=vlan)
 
 
 C, S = "10.0.0.1:40000", "10.0.0.2:80"

@@ -6,10 +6,8 @@ Through the engine's Python face: `decode_frames` for whole frames, and a writte
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import socket
 import struct
 import subprocess
 from pathlib import Path
@@ -19,38 +17,11 @@ import pytest
 from tcptrace.engine import Scan, decode_frames
 from tcptrace.model import ACK, FIN, PSH, SYN, Segment
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures-real"
+from conftest import SHARED_CAPTURES as CAPTURES
+from conftest import real_captures, require
+from frames import ether, ipv4, ipv6, tcp
 
-
-# -- frame builders ----------------------------------------------------------------------
-
-def tcp(sport=40000, dport=80, seq=1000, ack=2000, flags=ACK, win=512, options=b"",
-        payload=b"") -> bytes:
-    offset = (20 + len(options)) // 4
-    return (struct.pack("!HHIIBBHHH", sport, dport, seq, ack, offset << 4, flags, win, 0, 0)
-            + options + payload)
-
-
-def ipv4(segment: bytes, src="10.0.0.1", dst="10.0.0.2", proto=6, options=b"", frag=0,
-         total=None) -> bytes:
-    ihl = (20 + len(options)) // 4
-    total = 20 + len(options) + len(segment) if total is None else total
-    return struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, total, 7, frag, 64, proto, 0,
-                       socket.inet_aton(src), socket.inet_aton(dst)) + options + segment
-
-
-def ipv6(segment: bytes, src="2001:db8::1", dst="2001:db8:0:0:1::2", nh=6, ext=b"") -> bytes:
-    return struct.pack("!IHBB16s16s", 6 << 28, len(ext) + len(segment), nh, 64,
-                       socket.inet_pton(socket.AF_INET6, src),
-                       socket.inet_pton(socket.AF_INET6, dst)) + ext + segment
-
-
-def ether(l3: bytes, etype=0x0800, tags=()) -> bytes:
-    head = b"\x02" * 6 + b"\x04" * 6
-    for tpid, tci in tags:
-        head += struct.pack("!HH", tpid, tci)
-    return head + struct.pack("!H", etype) + l3
-
+# -- decoding one frame (the frames are built by tests/frames.py) ----------------------------
 
 def decode(linktype: int, frame: bytes) -> Segment | None:
     """The segment in one whole frame captured at t=1.5, or None."""
@@ -291,10 +262,7 @@ TSHARK_FIELDS = ["frame.number", "ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "tc
 
 def tshark_segments(path: Path) -> dict[int, tuple]:
     """Frame number -> the fields of our Segment, as tshark dissects them."""
-    if shutil.which("tshark") is None:
-        if os.environ.get("CI"):
-            pytest.fail("tshark is required in CI for the cross-checks against it")
-        pytest.skip("tshark is not installed (apt install tshark) - cross-check skipped")
+    require(None if shutil.which("tshark") else "tshark is not installed (apt install tshark)")
     args = ["tshark", "-r", str(path), "-Y", "tcp and not icmp and not icmpv6", "-T", "fields",
             "-E", "occurrence=a", "-E", "aggregator=,"]
     for field in TSHARK_FIELDS:
@@ -311,7 +279,7 @@ def tshark_segments(path: Path) -> dict[int, tuple]:
     return rows
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CAPTURES.glob("*.pcap*")))
+@pytest.mark.parametrize("name", real_captures())
 def test_segments_match_tshark(name):
     expected = tshark_segments(CAPTURES / name)
     got = {s.frame: (s.src, s.dst, s.sport, s.dport, s.seq, s.ack, s.length, s.flags, s.win,

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from tcptrace.kernel_trace import parse_trace
+from tcptrace.live.kernel_trace import parse_trace
 
 DATA = Path(__file__).parent / "data" / "kernel"
 

@@ -9,18 +9,18 @@ on real captures; the expected values come from the same capture read in-process
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_CAPTURES, SHARED_CAPTURES
 from tcptrace import replay as rp
 from tcptrace.bench.synth import generate
 from tcptrace.render.ladder import TAG_MEANINGS
+
+from conftest import PROJECT_CAPTURES, SHARED_CAPTURES
+from conftest import run_tcptrace as tcptrace
 
 WIDTHS = (80, 120, 200)
 LADDERS = [PROJECT_CAPTURES / "close-end.pcapng", PROJECT_CAPTURES / "close-reset.pcapng",
@@ -31,11 +31,6 @@ LADDERS = [PROJECT_CAPTURES / "close-end.pcapng", PROJECT_CAPTURES / "close-rese
            SHARED_CAPTURES / "sv_community-id-ipv6.pcap",
            SHARED_CAPTURES / "zeek_http_206_example_b.pcap"]
 TABLES = [SHARED_CAPTURES / "tcpreplay_test.pcap", SHARED_CAPTURES / "sv_community-id-ipv6.pcap"]
-
-
-def tcptrace(*args, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tcptrace", *map(str, args)],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
 def widths_of(out: str) -> int:
@@ -88,22 +83,22 @@ def check_ladder(out: str, views, width: int) -> None:
 @pytest.mark.parametrize("path", LADDERS, ids=lambda p: p.name)
 def test_ladder_fits_every_width_and_cuts_nothing(path, width):
     proc = tcptrace("replay", path, "--stream", 0, "--width", width)
-    assert proc.returncode == 0, proc.stderr
-    check_ladder(proc.stdout, expected_views(path), width)
+    assert proc.code == 0, proc.err
+    check_ladder(proc.out, expected_views(path), width)
 
 
 @pytest.mark.parametrize("path", LADDERS[:4] + LADDERS[-2:], ids=lambda p: p.name)
 def test_piped_ladder_honours_columns_without_trailing_blanks(path):
     proc = tcptrace("replay", path, "--stream", 0, env={"COLUMNS": "80"})
-    assert proc.returncode == 0, proc.stderr
-    check_ladder(proc.stdout, expected_views(path), 80)
-    assert all(line == line.rstrip() for line in proc.stdout.splitlines())
+    assert proc.code == 0, proc.err
+    check_ladder(proc.out, expected_views(path), 80)
+    assert all(line == line.rstrip() for line in proc.out.splitlines())
 
 
 def test_why_goes_under_the_arrow_when_narrow_and_beside_when_wide():
     path = PROJECT_CAPTURES / "close-end.pcapng"
-    narrow = ladder_blocks(tcptrace("replay", path, "--width", 80).stdout)
-    wide = ladder_blocks(tcptrace("replay", path, "--width", 200).stdout)
+    narrow = ladder_blocks(tcptrace("replay", path, "--width", 80).out)
+    wide = ladder_blocks(tcptrace("replay", path, "--width", 200).out)
     assert "why" not in narrow[0] and "why" in wide[0]
     assert all(len(block) >= 2 for block in narrow[1])      # a second line per segment
     assert [len(block) for block in wide[1]] == [1] * len(wide[1])
@@ -113,7 +108,7 @@ def test_why_goes_under_the_arrow_when_narrow_and_beside_when_wide():
 def test_json_frame_numbers_are_tsharks(tshark):
     for path in (SHARED_CAPTURES / "zeek_http_get-gzip.pcap",
                  SHARED_CAPTURES / "tcpreplay_test.pcap", PROJECT_CAPTURES / "close-end.pcapng"):
-        doc = json.loads(tcptrace("replay", path, "--json").stdout)
+        doc = json.loads(tcptrace("replay", path, "--json").out)
         fields = subprocess.run([tshark, "-r", path, "-T", "fields", "-e", "frame.number",
                                  "-e", "tcp.stream", "-Y", "tcp"],
                                 capture_output=True, text=True, check=True).stdout
@@ -129,30 +124,30 @@ def test_close_shows_the_close_and_what_was_skipped():
     path = SHARED_CAPTURES / "zeek_http_206_example_b.pcap"
     views = expected_views(path)
     first = next(i for i, v in enumerate(views) if {"FIN", "RST"} & set(v.flags))
-    out = tcptrace("replay", path, "--stream", 0, "--close", "--width", 80).stdout
+    out = tcptrace("replay", path, "--stream", 0, "--close", "--width", 80).out
     check_ladder(out, views[first - 3:], 80)
     assert f"({first - 3:,} earlier segments skipped" in out
-    full = tcptrace("replay", path, "--stream", 0, "--width", 200).stdout
+    full = tcptrace("replay", path, "--stream", 0, "--width", 200).out
     assert "skipped" not in full and len(ladder_blocks(full)[1]) == len(views)
 
 
 def test_legend_explains_the_tags_present_and_goes_with_no_legend():
     path = SHARED_CAPTURES / "zeek_http_get-gzip.pcap"
     tags = {t for v in expected_views(path) for t in v.tags}
-    out = tcptrace("replay", path, "--width", 100).stdout
+    out = tcptrace("replay", path, "--width", 100).out
     legend = out[out.index("Legend"):]
     for tag, meaning in TAG_MEANINGS.items():
         assert (f"[{tag}]" in legend) == (tag in tags)
     assert "a segment, towards its receiver" in legend
-    assert "Legend" not in tcptrace("replay", path, "--no-legend").stdout
+    assert "Legend" not in tcptrace("replay", path, "--no-legend").out
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("path", TABLES, ids=lambda p: p.name)
 def test_table_keeps_the_essential_columns_at_every_width(path, width):
     proc = tcptrace("replay", path, "--width", width)
-    out = proc.stdout
-    assert proc.returncode == 0, proc.stderr
+    out = proc.out
+    assert proc.code == 0, proc.err
     assert widths_of(out) <= width
     words = out.split()
     for row in rp.list_connections(path).rows:
@@ -166,20 +161,20 @@ def test_table_keeps_the_essential_columns_at_every_width(path, width):
         assert left_out is None and "conn_state (Zeek's codes)" in out
     else:
         assert left_out and "conn_state" in left_out.group(1)
-        full = tcptrace("replay", path, "--width", left_out.group(2)).stdout
+        full = tcptrace("replay", path, "--width", left_out.group(2)).out
         assert "Left out" not in full and "conn_state" in full
 
 
 def test_table_piped_honours_columns():
     for path in TABLES:
-        out = tcptrace("replay", path, env={"COLUMNS": "80"}).stdout
+        out = tcptrace("replay", path, env={"COLUMNS": "80"}).out
         assert widths_of(out) <= 80
         assert all(line == line.rstrip() for line in out.splitlines())
 
 
 def test_zeek_legend_has_the_codes_in_the_table():
     path = SHARED_CAPTURES / "tcpreplay_test.pcap"
-    out = tcptrace("replay", path, "--width", 200).stdout
+    out = tcptrace("replay", path, "--width", 200).out
     legend = out[out.index("conn_state (Zeek's codes)"):]
     codes = {row.verdict.conn_state for row in rp.list_connections(path).rows}
     assert {line.split()[0] for line in legend.splitlines()[1:]} == codes
@@ -190,7 +185,7 @@ def test_big_plain_table_fits_too(tmp_path):
     generate(path, 2500, 3)                 # beyond PLAIN_ROWS: the engine's table
     rows = rp.list_connections(path).rows
     for width in (80, 200):
-        out = tcptrace("replay", path, "--width", width).stdout
+        out = tcptrace("replay", path, "--width", width).out
         assert widths_of(out) <= width
         lines = {line.split()[0]: line for line in out.splitlines() if line[:6].strip().isdigit()}
         for row in rows[::97]:
@@ -206,5 +201,5 @@ def test_ascii_output_never_fails(path):
     for env, args in (({"PYTHONIOENCODING": "ascii"}, ()), ({}, ("--ascii",)),
                       ({"TERM": "dumb", "PYTHONIOENCODING": "ascii"}, ("--width", 80))):
         proc = tcptrace("replay", path, *args, env=env)
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.isascii() and "client" in proc.stdout
+        assert proc.code == 0, proc.err
+        assert proc.out.isascii() and "client" in proc.out

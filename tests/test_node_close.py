@@ -6,14 +6,15 @@ import shutil
 from dataclasses import dataclass
 
 import pytest
-from conftest import require
 
-from tcptrace import node_close
 from tcptrace.engine import analyse_frames
 from tcptrace.errors import TcptraceError
+from tcptrace.live import node_close
+from tcptrace.live.loopback import CLIENT_IP, SERVER_IP, Stage
+from tcptrace.live.node_close import run_node_scenario
 from tcptrace.model import FIN, RST, AppEvent, Connection, StateObservation, Verdict
-from tcptrace.node_close import run_node_scenario
-from tcptrace.stage import CLIENT_IP, SERVER_IP, Stage
+
+from conftest import require
 
 pytestmark = pytest.mark.live
 
@@ -37,7 +38,7 @@ def node(live):
 
 
 def node_run(mode: str, closer: str = "client", pending: int = 0) -> Run:
-    from tcptrace.capture import LoopbackCapture
+    from tcptrace.live.capture import LoopbackCapture
 
     with Stage(0) as stage:
         with LoopbackCapture(ports={stage.server_port}) as cap:

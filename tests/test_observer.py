@@ -16,9 +16,10 @@ from typing import NamedTuple
 
 import pytest
 
-from segments import CLIENT, C, S, connection, handshake, seg
 from tcptrace.engine import Sent, Step, analyse_segments, group_segments, tag_names
 from tcptrace.model import Verdict
+
+from segments import CLIENT, C, S, connection, handshake, seg
 
 EST, SS, SR = "ESTABLISHED", "SYN-SENT", "SYN-RECEIVED"
 FW1, FW2, CW, CLOSING = "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING"

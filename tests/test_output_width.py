@@ -9,7 +9,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,18 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from tcptrace.backpressure.analysis import analyse
-from tcptrace.backpressure.jsonout import raw_from_json
-from tcptrace.backpressure.render import render as render_backpressure
-from tcptrace.claims import judge, render_claims
+from tcptrace.claims import judge
 from tcptrace.engine import Scan
 from tcptrace.render import console as output
+from tcptrace.render.backpressure import render as render_backpressure
+from tcptrace.render.backpressure_json import raw_from_json
+from tcptrace.render.claims import render_claims
 from tcptrace.render.fit import Col, fitted_table
 from tcptrace.render.summary import CONN_STATES
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures-real"
+from conftest import SHARED_CAPTURES as CAPTURES
+from conftest import require
+
 BACKPRESSURE = Path(__file__).parent / "data" / "backpressure"
 WIDTHS = (80, 120, 200)
 SUMMARISED = ("sv_community-id-ipv6.pcap", "zeek_http_206_example_b.pcap",
@@ -117,13 +119,12 @@ def test_summary_without_flow_events_says_so(summary):
 @pytest.mark.parametrize("command", [["summary", str(CAPTURES / "zeek_http_206_example_b.pcap")],
                                      ["summary", str(CAPTURES / "sv_community-id-ipv6.pcap")],
                                      ["buffers"]])
-def test_ascii_only_output_is_readable(command):
-    env = dict(os.environ, PYTHONIOENCODING="ascii", COLUMNS="80", TERM="dumb")
-    done = subprocess.run([sys.executable, "-m", "tcptrace", *command], env=env,
-                          capture_output=True, timeout=120)
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
-    text = done.stdout.decode("ascii")          # raises if anything else got through
-    assert "+--" in text and "internal error" not in done.stderr.decode()
+def test_ascii_only_output_is_readable(tcptrace, command):
+    code, text, err = tcptrace(*command, env={"PYTHONIOENCODING": "ascii", "COLUMNS": "80",
+                                              "TERM": "dumb"})
+    assert code == 0, err
+    assert text.isascii()                       # nothing else got through
+    assert "+--" in text and "internal error" not in err
     assert_fits(text, 80)
 
 
@@ -171,7 +172,7 @@ def test_window_probes_match_tshark(tshark, name):
 @pytest.mark.parametrize("width", WIDTHS)
 def test_buffers_fit(width):
     from tcptrace.buffers import gather_buffers
-    from tcptrace.render_buffers import render_buffers
+    from tcptrace.render.buffers import render_buffers
 
     report = gather_buffers()
     text = rendered(lambda c: render_buffers(report, c), width)
@@ -233,13 +234,11 @@ def test_fitted_table_drops_the_least_important_column_and_says_so():
 
 
 @pytest.mark.live
-def test_live_backpressure_at_80_columns_piped():
-    if os.geteuid() != 0:
-        pytest.skip("backpressure needs root (capture and a private network namespace)")
-    env = dict(os.environ, COLUMNS="80")
-    done = subprocess.run([sys.executable, "-m", "tcptrace", "backpressure", "--pause", "1",
-                           "--bytes", str(2 << 20)], env=env, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert_fits(done.stdout, 80)
-    assert "Verdict" in done.stdout
+def test_live_backpressure_at_80_columns_piped(tcptrace):
+    require(None if os.geteuid() == 0 else
+            "backpressure needs root (capture and a private network namespace)")
+    code, out, err = tcptrace("backpressure", "--pause", 1, "--bytes", 2 << 20,
+                              env={"COLUMNS": "80"}, timeout=60)
+    assert code == 0, err
+    assert_fits(out, 80)
+    assert "Verdict" in out

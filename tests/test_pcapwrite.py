@@ -11,8 +11,8 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapReader
 
-from tcptrace.bpf import SNAPLEN
 from tcptrace.errors import TcptraceError
+from tcptrace.live.bpf import SNAPLEN
 from tcptrace.pcapwrite import write_capture
 
 TS = [1795759443.1710446, 1795759443.9999999, 1795759444.000001]

@@ -12,26 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_CAPTURES, require
 from tcptrace import replay as rp
 from tcptrace.bench.synth import generate
 from tcptrace.engine import Scan, analyse_segments
 from tcptrace.model import Connection
 from tcptrace.pcapwrite import write_capture
-from tcptrace.render.table import ReadProgress, show_progress
+from tcptrace.render.progress import ReadProgress, show_progress
 
-REAL = sorted(p.name for p in SHARED_CAPTURES.glob("*.pcap*"))
+from conftest import SHARED_CAPTURES, real_captures, require
+from frames import frame
+
+REAL = real_captures()
 SYN, FIN, ACK, PSH = 0x02, 0x01, 0x10, 0x08
-
-
-def frame(src: tuple[str, int], dst: tuple[str, int], flags: int, seq: int, ack: int = 0,
-          payload: int = 0, win: int = 1000) -> bytes:
-    """An Ethernet/IPv4/TCP frame (checksums left at 0: nothing here checks them)."""
-    tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], seq % 2**32, ack % 2**32, 5 << 4, flags,
-                      win, 0, 0) + b"x" * payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0,
-                     bytes(map(int, src[0].split("."))), bytes(map(int, dst[0].split("."))))
-    return b"\0" * 12 + b"\x08\x00" + ip + tcp
 
 
 def read_connections(path) -> tuple[list[Connection], list[str]]:
@@ -85,7 +77,7 @@ def test_roles_that_change_after_the_first_segment_are_observed_again(tmp_path):
     # then a SYN from port 5000 makes it the client. The listing must not keep the
     # verdict of an observer started with the first guess.
     a, b = ("10.0.0.1", 5000), ("10.0.0.2", 6000)
-    frames = [frame(b, a, ACK, 7000, 3000, payload=10), frame(a, b, SYN, 2999),
+    frames = [frame(b, a, ACK, 7000, 3000, length=10), frame(a, b, SYN, 2999),
               frame(a, b, FIN | ACK, 3000, 7010), frame(b, a, ACK, 7010, 3001)]
     path = tmp_path / "late-syn.pcap"
     write_capture(path, [(1_700_000_000 + i, f) for i, f in enumerate(frames)])

@@ -5,34 +5,29 @@ shows what could be read."""
 from __future__ import annotations
 
 import gzip
-import os
 import random
-import subprocess
-import sys
 
 import pytest
 
-from conftest import SHARED_CAPTURES
 from tcptrace.pcapwrite import write_capture
-from test_replay import frame
+
+from conftest import SHARED_CAPTURES, Result, run_tcptrace
+from frames import frame
 
 TEARDOWN = SHARED_CAPTURES / "cs_tcp_teardown.pcapng"
 TWO_STREAMS = SHARED_CAPTURES / "lw_200722_tcp_anon.pcapng"
 
 
-def run(*args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "160"}
-    env.pop("TCPTRACE_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "tcptrace", "replay", *map(str, args)],
-                          capture_output=True, text=True, timeout=60, env=env)
+def run(*args) -> Result:
+    return run_tcptrace("replay", *args, env={"COLUMNS": "160"}, timeout=60)
 
 
-def one_line_failure(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr + result.stdout
-    assert len(result.stderr.splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("tcptrace: ")
-    return result.stderr.strip()
+def one_line_failure(result: Result) -> str:
+    assert result.code != 0
+    assert "Traceback" not in result.err + result.out
+    assert len(result.err.splitlines()) == 1, result.err
+    assert result.err.startswith("tcptrace: ")
+    return result.err.strip()
 
 
 def test_missing_file(tmp_path):
@@ -83,7 +78,7 @@ def test_cut_in_the_middle_shows_what_could_be_read(tmp_path):
     err = one_line_failure(result)
     assert "file ends in the middle of the record" in err and "stopped there" in err
     assert err.startswith("tcptrace: warning: record ")
-    assert "TCP connections" in result.stdout or "How it ended" in result.stdout
+    assert "TCP connections" in result.out or "How it ended" in result.out
 
 
 def test_damaged_record_header_resynchronises_and_shows_the_rest():
@@ -91,7 +86,7 @@ def test_damaged_record_header_resynchronises_and_shows_the_rest():
     err = one_line_failure(result)
     assert err.startswith("tcptrace: warning: record 19 at byte ")
     assert err.endswith("damaged record header; skipped 3 bytes and resynchronised")
-    assert "How it ended: graceful close (FIN from both sides)" in result.stdout
+    assert "How it ended: graceful close (FIN from both sides)" in result.out
 
 
 @pytest.mark.parametrize("stream", ["2", "-1", "99"])

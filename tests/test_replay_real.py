@@ -13,9 +13,9 @@ import json
 import subprocess
 
 import pytest
+from test_replay import REAL
 
 from conftest import SHARED_CAPTURES
-from test_replay import REAL
 from tshark_facts import StreamFacts, stream_facts, tshark_packets
 
 CORRUPT = "sv_smtp-to-comma_corrupt.pcap"

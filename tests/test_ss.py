@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from tcptrace.ss import describe_recv_q, parse_line, parse_output, ss_command, state_of
+from tcptrace.annotate import describe_recv_q
+from tcptrace.live.ss import parse_line, parse_output, ss_command, state_of
 
 DATA = Path(__file__).parent / "data" / "ss"
 

@@ -10,33 +10,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-
-from conftest import SHARED_CAPTURES
-from tcptrace.bench.synth import generate
 from test_replay import cut_in_a_record
 
-TCPTRACE = Path(sys.executable).with_name("tcptrace")     # .venv/bin/tcptrace
+from tcptrace.bench.synth import generate
+
+from conftest import SHARED_CAPTURES, Result, run_tcptrace
+
 ONE = SHARED_CAPTURES / "zeek_http_get-gzip.pcap"          # one connection: the ladder
 MANY = SHARED_CAPTURES / "tcpreplay_test.pcap"             # seven: the table
 PCAPNG = SHARED_CAPTURES / "lw_200722_tcp_anon.pcapng"
 CORRUPT = SHARED_CAPTURES / "sv_smtp-to-comma_corrupt.pcap"
 
 
-def tcptrace(*args, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    assert os.access(TCPTRACE, os.X_OK), f"{TCPTRACE} is not installed (make setup)"
-    env = {**os.environ, "COLUMNS": "160"}
-    env.pop("TCPTRACE_DEBUG", None)
-    return subprocess.run([TCPTRACE, *map(str, args)], input=stdin, capture_output=True,
-                          timeout=120, env=env)
+def tcptrace(*args, stdin: bytes | None = None) -> Result:
+    return run_tcptrace(*args, stdin=stdin, env={"COLUMNS": "160"})
 
 
-def piped(*args, path: Path) -> subprocess.CompletedProcess:
+def piped(*args, path: Path) -> Result:
     """`cat path | tcptrace ARGS` (ARGS name the file as -)."""
     return tcptrace(*args, stdin=path.read_bytes())
 
@@ -88,8 +82,8 @@ def cut(synth, tmp_path_factory) -> Path:
     return path
 
 
-def same_run(a: subprocess.CompletedProcess, b: subprocess.CompletedProcess) -> None:
-    assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr)
+def same_run(a: Result, b: Result) -> None:
+    assert a == b
 
 
 # -- summary ---------------------------------------------------------------------------------
@@ -99,15 +93,15 @@ def same_run(a: subprocess.CompletedProcess, b: subprocess.CompletedProcess) -> 
 def test_summary_of_stdin_is_the_summary_of_the_file(request, fmt, capture):
     path = {"pcapng": PCAPNG, "corrupt": CORRUPT}.get(capture) or request.getfixturevalue(capture)
     from_file = tcptrace("summary", fmt, path)
-    assert from_file.returncode == (0 if capture in ("synth", "pcapng") else 2)
-    assert from_file.stdout.count(b"\n") >= (1 if capture == "corrupt" else 2)
+    assert from_file.code == (0 if capture in ("synth", "pcapng") else 2)
+    assert from_file.out.count("\n") >= (1 if capture == "corrupt" else 2)
     same_run(piped("summary", fmt, "-", path=path), from_file)
 
 
-def same_but_the_name(from_pipe: bytes, from_file: bytes, path: Path, name: str = "-") -> None:
+def same_but_the_name(from_pipe: str, from_file: str, path: Path, name: str = "-") -> None:
     """The same output, line for line, except that where the file's output names the
     file the pipe's says `name` (padding aside: the name may sit in a box)."""
-    pipe_lines, file_lines = from_pipe.decode().splitlines(), from_file.decode().splitlines()
+    pipe_lines, file_lines = from_pipe.splitlines(), from_file.splitlines()
     assert len(pipe_lines) == len(file_lines)
     named = 0
     for mine, theirs in zip(pipe_lines, file_lines):
@@ -124,10 +118,10 @@ def test_summary_tables_of_stdin_are_the_tables_of_the_file(request, capture):
     path = CORRUPT if capture == "corrupt" else request.getfixturevalue(capture)
     from_file = tcptrace("summary", path)
     from_pipe = piped("summary", "-", path=path)
-    assert (from_pipe.returncode, from_pipe.stderr) == (from_file.returncode, from_file.stderr)
-    assert b"How the connections ended" in from_file.stdout
-    assert from_pipe.stdout.startswith(b"standard input: ")
-    same_but_the_name(from_pipe.stdout, from_file.stdout, path, "standard input")
+    assert (from_pipe.code, from_pipe.err) == (from_file.code, from_file.err)
+    assert "How the connections ended" in from_file.out
+    assert from_pipe.out.startswith("standard input: ")
+    same_but_the_name(from_pipe.out, from_file.out, path, "standard input")
 
 
 def test_summary_of_a_fifo(tmp_path, synth):
@@ -135,26 +129,26 @@ def test_summary_of_a_fifo(tmp_path, synth):
     with fifo_with(tmp_path, synth.read_bytes()) as fifo:
         from_fifo = tcptrace("summary", "--json", fifo)
     same_run(from_fifo, from_file)
-    assert len(from_fifo.stdout.splitlines()) == 2000
+    assert len(from_fifo.out.splitlines()) == 2000
 
 
 def test_damaged_file_through_stdin_gives_the_same_warnings(cut):
     for args in (["summary", "--json"], ["replay", "--json"], ["replay"]):
         from_file = tcptrace(*args, cut)
         from_pipe = piped(*args, "-", path=cut)
-        assert from_file.returncode == from_pipe.returncode == 2
-        assert from_pipe.stderr == from_file.stderr
-        assert from_pipe.stderr.startswith(b"tcptrace: warning: record ")
-        assert b"file ends in the middle of the record" in from_pipe.stderr
+        assert from_file.code == from_pipe.code == 2
+        assert from_pipe.err == from_file.err
+        assert from_pipe.err.startswith("tcptrace: warning: record ")
+        assert "file ends in the middle of the record" in from_pipe.err
 
 
 def test_stdin_that_is_not_a_capture_is_one_line():
-    for data, text in [(b"", b"empty"), (b"hello, world\n" * 10, b"not a capture file")]:
+    for data, text in [(b"", "empty"), (b"hello, world\n" * 10, "not a capture file")]:
         for command in ("summary", "replay"):
             result = tcptrace(command, "-", stdin=data)
-            assert result.returncode == 2 and result.stdout == b""
-            assert result.stderr.count(b"\n") == 1 and text in result.stderr
-            assert b"standard input" in result.stderr and b"Traceback" not in result.stderr
+            assert result.code == 2 and result.out == ""
+            assert result.err.count("\n") == 1 and text in result.err
+            assert "standard input" in result.err and "Traceback" not in result.err
 
 
 # -- replay ----------------------------------------------------------------------------------
@@ -162,22 +156,22 @@ def test_stdin_that_is_not_a_capture_is_one_line():
 def test_replay_of_stdin_shows_the_ladder_of_one_connection():
     from_file = tcptrace("replay", ONE)
     from_pipe = piped("replay", "-", path=ONE)
-    assert (from_pipe.returncode, from_pipe.stderr) == (0, b"")
-    out = from_pipe.stdout.decode()
+    assert (from_pipe.code, from_pipe.err) == (0, "")
+    out = from_pipe.out
     assert "client 141.142.228.5:50153  →  server 54.243.118.187:80" in out
     assert "FINs crossed: simultaneous close" in out
     assert "How it ended: graceful close" in out
-    same_but_the_name(from_pipe.stdout, from_file.stdout, ONE)
+    same_but_the_name(from_pipe.out, from_file.out, ONE)
 
 
 def test_replay_of_stdin_shows_the_table_of_many_connections():
     from_file = tcptrace("replay", MANY)
     from_pipe = piped("replay", "-", path=MANY)
-    assert (from_pipe.returncode, from_pipe.stderr) == (0, b"")
-    out = from_pipe.stdout.decode()
+    assert (from_pipe.code, from_pipe.err) == (0, "")
+    out = from_pipe.out
     assert "7 TCP connections" in out
     assert "tcptrace replay - --stream N  (N = 0..6)" in out
-    same_but_the_name(from_pipe.stdout, from_file.stdout, MANY)
+    same_but_the_name(from_pipe.out, from_file.out, MANY)
 
 
 @pytest.mark.parametrize("capture, expect", [(ONE, "How it ended: graceful close"),
@@ -185,17 +179,17 @@ def test_replay_of_stdin_shows_the_table_of_many_connections():
 def test_replay_of_a_fifo(tmp_path, capture, expect):
     with fifo_with(tmp_path, capture.read_bytes()) as fifo:
         result = tcptrace("replay", fifo)
-    assert (result.returncode, result.stderr) == (0, b"")
-    assert expect in result.stdout.decode()
+    assert (result.code, result.err) == (0, "")
+    assert expect in result.out
 
 
 def test_replay_stream_of_stdin_picks_one_connection():
     from_file = tcptrace("replay", "--json", "--stream", 3, MANY)
     from_pipe = piped("replay", "--json", "--stream", 3, "-", path=MANY)
-    assert from_pipe.returncode == 0
-    doc = json.loads(from_pipe.stdout)
+    assert from_pipe.code == 0
+    doc = json.loads(from_pipe.out)
     assert doc["file"] == "-"
-    assert doc["connections"] == json.loads(from_file.stdout)["connections"]
+    assert doc["connections"] == json.loads(from_file.out)["connections"]
     assert [c["stream"] for c in doc["connections"]] == [3]
 
 
@@ -203,10 +197,10 @@ def test_replay_stream_of_stdin_picks_one_connection():
 def test_replay_json_of_stdin_has_every_connection_and_the_warnings(request, tmp_path,
                                                                     capture):
     path = CORRUPT if capture == "corrupt" else request.getfixturevalue(capture)
-    from_file = json.loads(tcptrace("replay", "--json", path).stdout)
+    from_file = json.loads(tcptrace("replay", "--json", path).out)
     result = piped("replay", "--json", "-", path=path)
-    assert result.returncode == (0 if capture == "synth" else 2)
-    doc = json.loads(result.stdout)
+    assert result.code == (0 if capture == "synth" else 2)
+    doc = json.loads(result.out)
     assert (doc["schema"], doc["command"], doc["file"]) == ("tcptrace/1", "replay", "-")
     streams = [c["stream"] for c in doc["connections"]]
     assert sorted(streams) == list(range(len(streams))) and streams
@@ -217,6 +211,6 @@ def test_replay_json_of_stdin_has_every_connection_and_the_warnings(request, tmp
         assert len(streams) == 2000
     # The same through a FIFO.
     with fifo_with(tmp_path, path.read_bytes()) as fifo:
-        through_fifo = json.loads(tcptrace("replay", "--json", fifo).stdout)
+        through_fifo = json.loads(tcptrace("replay", "--json", fifo).out)
     assert through_fifo["connections"] == doc["connections"]
     assert through_fifo["warnings"] == doc["warnings"]

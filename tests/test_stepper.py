@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import replace
@@ -14,13 +13,22 @@ from dataclasses import replace
 import pytest
 from rich.console import Console
 
-from conftest import PROJECT_CAPTURES, SHARED_CAPTURES, require
 from tcptrace import replay as rp
 from tcptrace.errors import TcptraceError
-from tcptrace.model import STATES, UNKNOWN
-from tcptrace.render.stepper import (MAX_WAIT, big_lines, letter_scale, play,
-                                     require_terminal, segment_screen, step_key,
-                                     verdict_screen, waits)
+from tcptrace.model import TcpState
+from tcptrace.render.stepper import (
+    MAX_WAIT,
+    big_lines,
+    letter_scale,
+    play,
+    require_terminal,
+    segment_screen,
+    step_key,
+    verdict_screen,
+    waits,
+)
+
+from conftest import PROJECT_CAPTURES, SHARED_CAPTURES, TCPTRACE_ENTRY, require
 
 TEARDOWN = SHARED_CAPTURES / "cs_tcp_teardown.pcapng"
 
@@ -71,7 +79,7 @@ def test_a_whole_session():
 
 # -- screens -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("state", STATES + (UNKNOWN,))
+@pytest.mark.parametrize("state", list(TcpState))
 def test_every_state_has_big_letters(state):
     lines = big_lines(state)
     assert lines is not None and len(lines) == 3
@@ -191,7 +199,7 @@ def test_step_in_tmux(tmp_path, quit_key, status):
     # The shell traps SIGINT (a handler, not "ignore", which the child would inherit)
     # so that it outlives a Ctrl-C meant for tcptrace and records the exit status.
     script.write_text(f"trap : INT\nstty -a > {tmp_path}/before\n"
-                      f"{sys.executable} -m tcptrace replay {capture} --step\n"
+                      f"{TCPTRACE_ENTRY} replay {capture} --step\n"
                       f"echo $? > {tmp_path}/rc\n"
                       f"stty -a > {tmp_path}/after\n"
                       f"touch {done}; sleep 60\n")

@@ -14,18 +14,32 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-
-from conftest import PROJECT_CAPTURES, SHARED_CAPTURES, require
 from test_stepper import screen_with, tmux, wait_for_screen
+
 from tcptrace import replay as rp
-from tcptrace.render.stepper import (HELP, KEY_HELP, Stepper, big_lines, big_state,
-                                     big_width, comment_lines, frame_index, frame_of,
-                                     help_screen, incomplete_escape, letter_scale,
-                                     next_change, segment_screen, split_keys,
-                                     verdict_screen)
+from tcptrace.render.stepper import (
+    HELP,
+    KEY_HELP,
+    Stepper,
+    big_lines,
+    big_state,
+    big_width,
+    comment_lines,
+    frame_index,
+    frame_of,
+    help_screen,
+    incomplete_escape,
+    letter_scale,
+    next_change,
+    segment_screen,
+    split_keys,
+    verdict_screen,
+)
+
+from conftest import PROJECT_CAPTURES, SHARED_CAPTURES, TCPTRACE_ENTRY, require
 
 ZEEK = SHARED_CAPTURES / "zeek_http_206_example_b.pcap"
-TCPTRACE = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "tcptrace"
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def recorded(path: Path, stream: int = 0):
@@ -262,10 +276,10 @@ def showing(session: str, width: int, *texts: str) -> str:
 @pytest.mark.parametrize("width, height", [(80, 24), (200, 50)])
 def test_f_reaches_the_rst_and_question_mark_shows_the_keys_in_tmux(width, height):
     require(None if shutil.which("tmux") else "tmux is not installed")
-    require(None if TCPTRACE.exists() else f"{TCPTRACE} is missing")
+    assert TCPTRACE_ENTRY.exists(), f"{TCPTRACE_ENTRY} is missing (make setup)"
     [rst] = rst_frames(ZEEK)
     session = f"tcptrace-jump-{uuid.uuid4().hex[:8]}"
-    command = (f"cd {TCPTRACE.parents[2]} && .venv/bin/tcptrace replay "
+    command = (f"cd {PROJECT} && {TCPTRACE_ENTRY} replay "
                f"../shared/captures-real/{ZEEK.name} --stream 0 --step; "
                f"echo exit=$?; sleep 60")
     tmux("new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), command)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
-import struct
 from pathlib import Path
 
 import pytest
@@ -21,8 +19,11 @@ from tcptrace.pcapwrite import write_capture
 from tcptrace.render.jsonout import verdict_json
 from tcptrace.render.summary import CSV_FIELDS, CsvWriter
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures-real"
-REAL = sorted(p.name for p in CAPTURES.glob("*.pcap*"))
+from conftest import SHARED_CAPTURES as CAPTURES
+from conftest import real_captures
+from frames import frame
+
+REAL = real_captures()
 CORRUPT = "sv_smtp-to-comma_corrupt.pcap"
 
 
@@ -87,14 +88,6 @@ def test_listing_and_summary_scan_give_the_same_rows():
 # -- streaming rules -------------------------------------------------------------------------
 
 C, S = ("10.0.0.1", 40000), ("10.0.0.2", 80)
-
-
-def frame(src, dst, flags, seq, ack=0, length=0, vlan=None) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], seq, ack, 5 << 4, flags, 512, 0, 0)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + length, 0, 0, 64, 6, 0,
-                     socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
-    tag = struct.pack("!HH", 0x8100, vlan) if vlan is not None else b""
-    return b"\x02" * 12 + tag + b"\x08\x00" + ip + tcp + bytes(length)
 
 
 def closed_connection(t: float, isn: int) -> list[tuple[float, bytes]]:

@@ -7,9 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,19 +15,19 @@ from tcptrace.engine import Scan
 from tcptrace.errors import TcptraceError
 from tcptrace.pcapwrite import write_capture
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures-real"
+from conftest import SHARED_CAPTURES, Result, run_tcptrace
+from frames import ether, ipv4
 
 
-def summary(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tcptrace", "summary", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+def summary(*args) -> Result:
+    return run_tcptrace("summary", *args)
 
 
-def one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and text in result.stderr
-    assert "Traceback" not in result.stderr
+def one_line_error(result: Result, text: str) -> None:
+    assert result.code == 2
+    assert result.out == ""
+    assert result.err.count("\n") == 1 and text in result.err
+    assert "Traceback" not in result.err
 
 
 def test_not_a_capture(tmp_path):
@@ -45,22 +42,21 @@ def test_not_a_capture(tmp_path):
 
 
 def test_a_capture_without_tcp(tmp_path):
-    udp = b"\x02" * 12 + b"\x08\x00" + bytes([0x45, 0, 0, 28]) + bytes(5) + b"\x11" + bytes(10) \
-        + bytes(8)
+    udp = ether(ipv4(bytes(8), proto=17))
     write_capture(tmp_path / "udp.pcap", [(1.0, udp), (2.0, udp)])
     one_line_error(summary(tmp_path / "udp.pcap"), "no TCP connections")
 
 
 def test_json_and_csv_together(tmp_path):
-    one_line_error(summary("--json", "--csv", CAPTURES / "cs_tcp_teardown.pcapng"),
+    one_line_error(summary("--json", "--csv", SHARED_CAPTURES / "cs_tcp_teardown.pcapng"),
                    "choose one of --json and --csv")
 
 
 def test_linger_must_be_a_number():
-    one_line_error(summary("--linger", "nan", CAPTURES / "cs_tcp_teardown.pcapng"),
+    one_line_error(summary("--linger", "nan", SHARED_CAPTURES / "cs_tcp_teardown.pcapng"),
                    "--linger takes a number of seconds")
-    assert summary("--json", "--linger", "inf", CAPTURES / "cs_tcp_teardown.pcapng"
-                   ).returncode == 0
+    assert summary("--json", "--linger", "inf", SHARED_CAPTURES / "cs_tcp_teardown.pcapng"
+                   ).code == 0
 
 
 def test_segments_with_a_timestamp_that_is_no_time_are_refused():
@@ -72,12 +68,12 @@ def test_segments_with_a_timestamp_that_is_no_time_are_refused():
 
 
 def test_damaged_file_gives_what_it_can_and_a_warning():
-    result = summary("--json", CAPTURES / "sv_smtp-to-comma_corrupt.pcap")
-    assert result.returncode == 2
-    [line] = result.stdout.splitlines()
+    result = summary("--json", SHARED_CAPTURES / "sv_smtp-to-comma_corrupt.pcap")
+    assert result.code == 2
+    [line] = result.out.splitlines()
     assert json.loads(line)["verdict"]["close"] == "fin"    # the rest of the session
-    assert result.stderr.startswith("tcptrace: warning: record 19")
-    assert "resynchronised" in result.stderr and "Traceback" not in result.stderr
+    assert result.err.startswith("tcptrace: warning: record 19")
+    assert "resynchronised" in result.err and "Traceback" not in result.err
 
 
 def test_file_cut_short_gives_the_connections_so_far(tmp_path):
@@ -87,10 +83,10 @@ def test_file_cut_short_gives_the_connections_so_far(tmp_path):
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(data[:len(data) * 2 // 3 + 7])
     result = summary("--csv", cut)
-    assert result.returncode == 2
-    assert 10 < len(result.stdout.splitlines()) <= 51
-    assert "file ends in the middle of the record" in result.stderr
-    assert result.stderr.count("\n") == 1
+    assert result.code == 2
+    assert 10 < len(result.out.splitlines()) <= 51
+    assert "file ends in the middle of the record" in result.err
+    assert result.err.count("\n") == 1
 
 
 @pytest.mark.parametrize("seed", range(6))

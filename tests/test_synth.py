@@ -14,8 +14,16 @@ from collections import Counter
 import pytest
 
 from tcptrace.bench import accuracy, first_difference
-from tcptrace.bench.synth import (KINDS, TAIL_KINDS, VERDICT_FIELDS, ensure, generate,
-                                  header_then_zeros, load_truth, one_syn_capture)
+from tcptrace.bench.synth import (
+    KINDS,
+    TAIL_KINDS,
+    VERDICT_FIELDS,
+    ensure,
+    generate,
+    header_then_zeros,
+    load_truth,
+    one_syn_capture,
+)
 from tcptrace.engine import Scan
 
 SEEDS = [random.randrange(1 << 30) for _ in range(3)]

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import pytest
 
-from segments import C, S, connection, handshake, seg
 from tcptrace.engine import analyse_segments
+
+from segments import C, S, connection, handshake, seg
 
 
 def zeek(*segments):

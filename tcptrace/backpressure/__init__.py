@@ -3,13 +3,12 @@
 Entry points for the CLI (each imports what it needs, nothing heavy at import time):
 
     run_backpressure(opts) -> BackpressureResult      live run (root: capture + netns)
-    render_backpressure(result, console)              chart, events, explanation, verdict
     backpressure_json(result) -> dict                 tcptrace/1 document
-    backpressure_svg(result) -> str                   the chart as SVG
     save_backpressure_capture(result, path)           pcapng with per-segment comments
 
-Modules: scenario (live recording) -> wire + analysis (pure) -> chart/svg/render/jsonout.
-The command line is `tcptrace backpressure` (cli.py).
+Modules: scenario (live recording) -> wire + analysis (pure) -> jsonout; the terminal
+output, chart and SVG are in tcptrace/render/backpressure*.py. The command line is
+`tcptrace backpressure` (cli.py).
 """
 
 from __future__ import annotations
@@ -26,22 +25,10 @@ def run_backpressure(opts: BackpressureOptions) -> BackpressureResult:
     return analyse(raw, decode_frames(raw.frames))
 
 
-def render_backpressure(result: BackpressureResult, console) -> None:
-    from tcptrace.backpressure.render import render
-
-    render(result, console)
-
-
 def backpressure_json(result: BackpressureResult) -> dict:
-    from tcptrace.backpressure.jsonout import backpressure_json as to_json
+    from tcptrace.render.backpressure_json import backpressure_json as to_json
 
     return to_json(result)
-
-
-def backpressure_svg(result: BackpressureResult) -> str:
-    from tcptrace.backpressure.svg import backpressure_svg as to_svg
-
-    return to_svg(result)
 
 
 def save_backpressure_capture(result: BackpressureResult, path: str) -> None:
@@ -52,5 +39,4 @@ def save_backpressure_capture(result: BackpressureResult, path: str) -> None:
 
 
 __all__ = ["BackpressureOptions", "BackpressureResult", "run_backpressure",
-           "render_backpressure", "backpressure_json", "backpressure_svg",
-           "save_backpressure_capture"]
+           "backpressure_json", "save_backpressure_capture"]

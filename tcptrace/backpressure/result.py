@@ -108,7 +108,9 @@ class WireSummary:
 
 
 @dataclass(slots=True)
-class Verdict:
+class BackpressureVerdict:
+    """What a backpressure run shows (not model.Verdict, which says how a connection ended)."""
+
     bytes_written: int
     bytes_delivered: int
     digest_match: bool
@@ -131,6 +133,8 @@ class Verdict:
     problems: list[str] = field(default_factory=list)   # what did not go as expected
 
 
+
+
 @dataclass
 class BackpressureResult:
     options: BackpressureOptions
@@ -140,7 +144,7 @@ class BackpressureResult:
     samples: list[Sample]
     events: list[Event]
     wire: WireSummary
-    verdict: Verdict
+    verdict: BackpressureVerdict
     app: dict                       # what the runtime reported (hwm, bytes, digest, version)
     reader: dict                    # bytes read, digest, pause/resume times
     kernel: dict                    # nstat deltas, netns used, effective sysctls

@@ -11,8 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from tcptrace import ss
 from tcptrace.backpressure.result import Sample, SideSample
+from tcptrace.live import ss
 
 
 def _int(value: str | None) -> int | None:

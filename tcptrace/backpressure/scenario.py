@@ -159,7 +159,7 @@ class Run:
 
     def run(self) -> RawRun:
         """Everything, in this thread (which may first move to a private namespace)."""
-        from tcptrace.capture import LoopbackCapture   # imports scapy: only when capturing
+        from tcptrace.live.capture import LoopbackCapture  # imports scapy: only when capturing
 
         opts, raw = self.opts, self.raw
         raw.kernel["netns"] = self._namespace()

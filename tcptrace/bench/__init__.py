@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from .synth import VERDICT_FIELDS, Expected
+from tcptrace.bench.synth import VERDICT_FIELDS, Expected
 
 # Issue 9's goals.
 SUMMARY_VS_TSHARK = 0.10        # summary's wall time against tshark's, at most

@@ -6,17 +6,41 @@ import argparse
 import os
 import sys
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
+from tcptrace.bench import (
+    ODD_WALL_S,
+    ONE_SYN,
+    REPEAT_UNDER_S,
+    REPLAY_RSS_MIB,
+    REPLAY_VS_SUMMARY,
+    STRETCH_PPS,
+    SUMMARY_RSS_MIB,
+    SUMMARY_VS_TSHARK,
+    ZEROS_SIZE,
+    Accuracy,
+    Job,
+    Run,
+    accuracy,
+    first_difference,
+    jobs,
+    measure,
+    warm,
+)
+from tcptrace.bench.synth import (
+    VERDICT_FIELDS,
+    VERSION,
+    Expected,
+    ensure,
+    header_then_zeros,
+    load_truth,
+    one_syn_capture,
+    paths,
+)
+from tcptrace.render.bench import bench_console, bench_table
 
-from . import (ODD_WALL_S, ONE_SYN, REPEAT_UNDER_S, REPLAY_RSS_MIB, REPLAY_VS_SUMMARY,
-               STRETCH_PPS, SUMMARY_RSS_MIB, SUMMARY_VS_TSHARK, ZEROS_SIZE, Accuracy, Job,
-               Run, accuracy, first_difference, jobs, measure, warm)
-from .synth import (VERDICT_FIELDS, VERSION, Expected, ensure, header_then_zeros,
-                    load_truth, one_syn_capture, paths)
+if TYPE_CHECKING:
+    from tcptrace.render.console import Console
 
 
 class Goal(NamedTuple):
@@ -35,9 +59,7 @@ def main() -> int:
                     help=f"runs per command, the fastest counting; a command slower than "
                          f"{REPEAT_UNDER_S:g} s runs once")
     args = ap.parse_args()
-    console = Console(highlight=False)
-    if not console.is_terminal:             # a log: wide enough for the table
-        console = Console(highlight=False, width=110)
+    console = bench_console()
 
     capture, truth, zeros, syns = prepare(args, console)
     runs, failed = run_all(jobs(capture, zeros, syns, args.out), args.repeat, args.out,
@@ -45,7 +67,7 @@ def main() -> int:
     acc, segments = None, 0
     if "summary" in runs:
         acc, segments = accuracy(truth, runs["summary"].job.out)
-    console.print(table(runs, segments, len(truth)))
+    console.print(bench_table(runs, segments, len(truth)))
     right = report_accuracy(console, acc)
     same = stdin_goal(runs)
     for g in goals(runs, acc, segments, same):
@@ -105,25 +127,6 @@ def run_all(todo: list[Job], repeat: int, out: str, console: Console
     if "replay-json" in runs:
         os.remove(runs["replay-json"].job.out)
     return runs, failed
-
-
-def table(runs: dict[str, Run], segments: int, connections: int) -> Table:
-    t = Table(title=f"FILE: {segments:,} segments, {connections:,} connections",
-              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("command", "wall s", "CPU s", "RSS MiB", "packets/s", "vs tshark"):
-        t.add_column(name, justify="left" if name == "command" else "right")
-    tshark = runs.get("tshark")
-    odd = False
-    for r in runs.values():
-        packets = segments if r.job.packets is None else r.job.packets
-        if r.job.packets is not None and not odd:
-            t.add_section()                 # the odd inputs, apart
-            odd = True
-        t.add_row(r.job.label, f"{r.wall:.2f}", f"{r.cpu:.2f}", f"{r.rss_mib:.0f}",
-                  f"{packets / r.wall:,.0f}" if packets else "-",
-                  f"{r.wall / tshark.wall:.2f}" if tshark and r.job.packets is None
-                  else "-")
-    return t
 
 
 def report_accuracy(console: Console, acc: Accuracy | None) -> bool:

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
-from tcptrace.backpressure.result import (BackpressureOptions, BackpressureResult, Event,
-                                          Sample, SideSample)
+from tcptrace.backpressure.result import (
+    BackpressureOptions,
+    BackpressureResult,
+    Event,
+    Sample,
+    SideSample,
+)
 from tcptrace.model import Segment
 
 SCHEMA = "tcptrace/1"

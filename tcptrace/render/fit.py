@@ -9,8 +9,9 @@ least important columns are left out, and the caption says which.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.cells import cell_len

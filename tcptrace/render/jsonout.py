@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import IO, Callable, Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from typing import IO, TYPE_CHECKING
 
-from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
-                            Transition, Verdict)
+from tcptrace.model import (
+    AppEvent,
+    Connection,
+    KernelEvent,
+    PacketView,
+    StateObservation,
+    Transition,
+    Verdict,
+)
+
+if TYPE_CHECKING:
+    from tcptrace.buffers import BuffersReport
+    from tcptrace.claims import Claim
 
 SCHEMA = "tcptrace/1"
 
@@ -114,3 +127,15 @@ def replay_json_stream(out: IO[str], path: str,
         out.write(body)
     if started:
         out.write(f'\n], "warnings": {json.dumps(warnings())}}}\n')
+
+
+def claims_json(claims: list[Claim]) -> dict:
+    return {"schema": SCHEMA, "command": "claims",
+            "claims": [{"claim": c.claim, "verdict": c.verdict, "evidence": list(c.evidence)}
+                       for c in claims]}
+
+
+def buffers_json(report: BuffersReport) -> dict:
+    return {"schema": SCHEMA, "command": "buffers",
+            "layers": [asdict(layer) for layer in report.layers],
+            "sysctl": report.sysctl}

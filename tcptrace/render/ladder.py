@@ -19,10 +19,18 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
-                            Transition, Verdict)
+from tcptrace.annotate import describe_recv_q
+from tcptrace.model import (
+    AppEvent,
+    Connection,
+    KernelEvent,
+    PacketView,
+    StateObservation,
+    TcpState,
+    Transition,
+    Verdict,
+)
 from tcptrace.render.console import ascii_only
-from tcptrace.ss import describe_recv_q
 
 ARROW_WIDTH = 44        # the longest arrow; the stepper draws this one
 MIN_LABEL = 16          # room for "server app ◂" and the centred "┄┄ ss ┄┄" labels
@@ -31,9 +39,10 @@ GAP = "  "
 
 # Colours only help; every fact is also in the text (NO_COLOR and pipes lose them).
 _FLAG_STYLE = {"RST": "bold red", "FIN": "bold yellow", "SYN": "bold cyan"}
-_STATE_STYLE = {"TIME-WAIT": "magenta", "CLOSED": "dim", "ESTABLISHED": "green",
-                "CLOSE-WAIT": "yellow", "FIN-WAIT-1": "yellow", "FIN-WAIT-2": "yellow",
-                "LAST-ACK": "yellow", "CLOSING": "yellow"}
+_STATE_STYLE = {TcpState.TIME_WAIT: "magenta", TcpState.CLOSED: "dim",
+                TcpState.ESTABLISHED: "green", TcpState.CLOSE_WAIT: "yellow",
+                TcpState.FIN_WAIT_1: "yellow", TcpState.FIN_WAIT_2: "yellow",
+                TcpState.LAST_ACK: "yellow", TcpState.CLOSING: "yellow"}
 
 
 @dataclass(frozen=True)
@@ -142,10 +151,11 @@ def _transition_row(item: Transition, final: dict[str, str]) -> tuple[Text, str]
     goes FIN-WAIT-2 (or CLOSING) -> CLOSE when the TIME-WAIT mini-socket takes over."""
     note = f"{item.side}: {item.old} → {item.new} (sock:inet_sock_set_state)"
     shown = item.new
-    if item.old == "LISTEN":
+    if item.old == TcpState.LISTEN:
         note += "; the accepted socket is born from the request socket when the ACK arrives"
-    if item.new == "CLOSED" and item.old in ("FIN-WAIT-2", "CLOSING", "FIN-WAIT-1") \
-            and final.get(item.side) == "TIME-WAIT":
+    if item.new == TcpState.CLOSED \
+            and item.old in (TcpState.FIN_WAIT_2, TcpState.CLOSING, TcpState.FIN_WAIT_1) \
+            and final.get(item.side) == TcpState.TIME_WAIT:
         # An orphaned socket is handed over on the ACK of its FIN (ss then shows
         # FIN-WAIT-2 with a timewait timer), a socket still open on the peer's FIN.
         note += ("; a timewait mini-socket takes over, which only ss shows (as TIME-WAIT, "
@@ -390,7 +400,7 @@ def conclusion_lines(verdict: Verdict, observations: list[StateObservation] = ()
         for obs in reversed(observations):
             for side in ("client", "server"):
                 d = obs.details.get(side, {})
-                if d.get("state") == "TIME-WAIT" and "timer" in d:
+                if d.get("state") == TcpState.TIME_WAIT and "timer" in d:
                     timer = f" ({side}: timer:(timewait,{d['timer']['expires']},{d['timer']['retrans']}) per ss)"
                     break
             if timer:
@@ -453,15 +463,6 @@ def close_part(views: list[PacketView], before: int = 3) -> tuple[list[PacketVie
     return views[start:], start
 
 
-def _what_it_does(run) -> list[str]:
-    if run.runtime == "node":
-        from tcptrace.node_close import NODE_CALLS
-
-        return [f"What it does (Node.js net): {NODE_CALLS[run.mode.name]}",
-                f"Syscall level, as the Python runtime does it: {run.mode.summary}"]
-    return [f"What it does: {run.mode.summary}", f"Node.js equivalent: {run.mode.node}"]
-
-
 def header_panel(glyphs: Glyphs, lines: list[Text]) -> Panel:
     """A framed header whose lines wrap inside the frame, never cut."""
     return Panel(Group(*lines), box=glyphs.box, expand=False)
@@ -474,7 +475,7 @@ def render_close(console: Console, run, legend: bool = True) -> None:
               + ("; kernel transitions)" if not run.kernel_note else ")"))
     header = [Text.assemble(("tcptrace close --mode ", "bold"), (run.mode.name, "bold cyan"),
                             f"   runtime: {run.runtime}   closer: {run.closer}"),
-              *(text_for(g, line) for line in _what_it_does(run)),
+              *(text_for(g, line) for line in run.what_it_does),
               text_for(g, f"client {run.connection.client}  {g.to}  server "
                        f"{run.connection.server}   ({states}", "dim")]
     console.print(header_panel(g, header))

@@ -17,9 +17,9 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
 
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
@@ -30,9 +30,20 @@ from rich.text import Text
 from tcptrace.errors import TcptraceError
 from tcptrace.model import Connection, PacketView, Verdict
 from tcptrace.render.console import ascii_only
-from tcptrace.render.ladder import (ARROW_WIDTH, UNICODE, Glyphs, arrow, conclusion_lines,
-                                    glyphs_for, header_line, ladder_rows, plan_layout,
-                                    row_lines, state_text, to_ascii)
+from tcptrace.render.ladder import (
+    ARROW_WIDTH,
+    UNICODE,
+    Glyphs,
+    arrow,
+    conclusion_lines,
+    glyphs_for,
+    header_line,
+    ladder_rows,
+    plan_layout,
+    row_lines,
+    state_text,
+    to_ascii,
+)
 from tcptrace.render.table import shown_comments
 
 NEXT_KEYS = frozenset({"\r", "\n", " ", "n", "\x1b[C", "\x1b[B", "\x1bOC", "\x1bOB", "\x1b[6~"})

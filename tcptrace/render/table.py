@@ -1,27 +1,29 @@
 """What `tcptrace replay` prints around the ladder: the connections table of a capture
-with several connections, the header above one connection's ladder, and a progress bar
-while a big file is read."""
+with several connections and the header above one connection's ladder."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.panel import Panel
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from tcptrace.engine import plain_table
 from tcptrace.model import Connection, PacketView, Verdict
-from tcptrace.render.ladder import (UNICODE, Glyphs, close_part, glyphs_for, header_panel,
-                                    print_wrapped, render_connection, state_text, text_for)
+from tcptrace.render.ladder import (
+    UNICODE,
+    Glyphs,
+    close_part,
+    glyphs_for,
+    header_panel,
+    print_wrapped,
+    render_connection,
+    state_text,
+    text_for,
+)
 from tcptrace.replay import Listing
-
-# The bar appears at once for a file this big, otherwise once reading has taken SLOW s.
-BIG_FILE = 20 << 20
-SLOW = 0.5
 
 HEADER = ("stream", "client", "server", "vlan", "segs", "how it closed", "first closer",
           "client final", "server final", "conn_state")
@@ -210,38 +212,3 @@ def render_replay(console: Console, path: str, index: int, count: int, conn: Con
     if only_close:
         views, skipped = close_part(views)
     render_connection(console, conn, views, verdict, legend=legend, skipped=skipped)
-
-
-def show_progress(size: int, elapsed: float) -> bool:
-    return size > BIG_FILE or elapsed > SLOW
-
-
-class ReadProgress:
-    """A transient bar on stderr while a file is read, for reads that take more than a
-    moment; never when stderr is not a terminal (a bar in a log is noise). Call it with
-    (bytes read, size); use as a context manager so the bar is removed at the end."""
-
-    def __init__(self, console: Console, label: str):
-        self.console, self.label = console, label
-        self.start = time.monotonic()
-        self._bar: Progress | None = None
-        self._task = None
-
-    def __call__(self, done: int, size: int) -> None:
-        if self._bar is None:
-            if not (self.console.is_terminal
-                    and show_progress(size, time.monotonic() - self.start)):
-                return
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 DownloadColumn(), TimeRemainingColumn(),
-                                 console=self.console, transient=True)
-            self._bar.start()
-            self._task = self._bar.add_task(self.label, total=size)
-        self._bar.update(self._task, completed=done)
-
-    def __enter__(self) -> "ReadProgress":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.stop()

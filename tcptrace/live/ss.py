@@ -13,20 +13,21 @@ import subprocess
 from dataclasses import dataclass, field
 
 from tcptrace.errors import TcptraceError
+from tcptrace.model import TcpState
 
 # ss.c prints these names; the tool speaks RFC 9293's hyphenated spelling.
 _STATE_NAMES = {
-    "ESTAB": "ESTABLISHED",
-    "SYN-SENT": "SYN-SENT",
-    "SYN-RECV": "SYN-RECEIVED",
-    "FIN-WAIT-1": "FIN-WAIT-1",
-    "FIN-WAIT-2": "FIN-WAIT-2",
-    "TIME-WAIT": "TIME-WAIT",
-    "UNCONN": "CLOSED",
-    "CLOSE-WAIT": "CLOSE-WAIT",
-    "LAST-ACK": "LAST-ACK",
-    "LISTEN": "LISTEN",
-    "CLOSING": "CLOSING",
+    "ESTAB": TcpState.ESTABLISHED,
+    "SYN-SENT": TcpState.SYN_SENT,
+    "SYN-RECV": TcpState.SYN_RECEIVED,
+    "FIN-WAIT-1": TcpState.FIN_WAIT_1,
+    "FIN-WAIT-2": TcpState.FIN_WAIT_2,
+    "TIME-WAIT": TcpState.TIME_WAIT,
+    "UNCONN": TcpState.CLOSED,
+    "CLOSE-WAIT": TcpState.CLOSE_WAIT,
+    "LAST-ACK": TcpState.LAST_ACK,
+    "LISTEN": TcpState.LISTEN,
+    "CLOSING": TcpState.CLOSING,
 }
 
 _TIMER = re.compile(r"timer:\((\w+),([^,]+),(\d+)\)")
@@ -120,7 +121,7 @@ def run_ss(ports: list[int], memory: bool = False) -> list[SocketLine]:
 def find_socket(lines: list[SocketLine], local: str, peer: str) -> SocketLine | None:
     """The socket of one side of a connection, identified by its local and peer endpoints."""
     for sock in lines:
-        if sock.local == local and sock.peer == peer and sock.state != "LISTEN":
+        if sock.local == local and sock.peer == peer and sock.state != TcpState.LISTEN:
             return sock
     return None
 
@@ -128,12 +129,4 @@ def find_socket(lines: list[SocketLine], local: str, peer: str) -> SocketLine | 
 def state_of(lines: list[SocketLine], local: str, peer: str) -> str:
     """The side's state, or CLOSED when `ss` no longer lists its socket."""
     sock = find_socket(lines, local, peer)
-    return sock.state if sock else "CLOSED"
-
-
-def describe_recv_q(sock: dict) -> str:
-    """'Recv-Q N' for a socket as SocketLine.to_json() gives it. After a FIN arrives,
-    ss counts that FIN as one byte in Recv-Q until the application reads EOF."""
-    n = sock.get("recv_q", 0)
-    fin = n == 1 and sock.get("state") in ("CLOSE-WAIT", "LAST-ACK", "CLOSING")
-    return f"Recv-Q {n:,}" + (" (the FIN, not data)" if fin else "")
+    return sock.state if sock else TcpState.CLOSED

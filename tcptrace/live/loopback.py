@@ -12,9 +12,9 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from tcptrace import ss
 from tcptrace.errors import TcptraceError
-from tcptrace.model import AppEvent, StateObservation, format_endpoint
+from tcptrace.live import ss
+from tcptrace.model import AppEvent, StateObservation, TcpState, format_endpoint
 
 SERVER_IP = "127.0.0.1"
 CLIENT_IP = "127.0.0.2"
@@ -57,7 +57,8 @@ class Recorder:
             t = (before + time.time()) / 2
             socks = {"client": ss.find_socket(lines, self.client, self.server),
                      "server": ss.find_socket(lines, self.server, self.client)}
-            states = {side: sock.state if sock else "CLOSED" for side, sock in socks.items()}
+            states = {side: sock.state if sock else TcpState.CLOSED
+                      for side, sock in socks.items()}
             ok = all(w is None or states[side] in ([w] if isinstance(w, str) else w)
                      for side, w in want.items())
             if recv_q is not None:
@@ -112,7 +113,7 @@ class Stage:
                 except OSError:
                     pass
 
-    def __enter__(self) -> "Stage":
+    def __enter__(self) -> Stage:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,8 +18,8 @@ import termios
 import threading
 import time
 
-from . import bpf
-from .errors import NeedPrivilege, TcptraceError
+from tcptrace.errors import NeedPrivilege, TcptraceError
+from tcptrace.live import bpf
 
 Frame = tuple[float, bytes]
 
@@ -143,9 +143,9 @@ def _open_socket(iface: str, ports: set[int]):
 
 
 def _raw_listen_socket(iface: str):
+    import scapy.layers.l2  # noqa: F401  registers lo's link type; else scapy warns on open
     from scapy.arch.linux import L2ListenSocket
     from scapy.packet import Raw
-    import scapy.layers.l2  # noqa: F401  registers lo's link type; else scapy warns on open
 
     class RawListenSocket(L2ListenSocket):
         """Hands the sniffer undissected frames, read whole: scapy reads 65535 bytes by

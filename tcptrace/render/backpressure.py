@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from tcptrace.backpressure.analysis import mib
-from tcptrace.backpressure.chart import MARKERS, backpressure_chart
 from tcptrace.backpressure.result import RESUME, BackpressureResult, Event
+from tcptrace.render.backpressure_chart import MARKERS, backpressure_chart
 from tcptrace.render.console import ascii_only
 from tcptrace.render.fit import plain
 

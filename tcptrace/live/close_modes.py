@@ -15,11 +15,12 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tcptrace.errors import TcptraceError
-from tcptrace.stage import Stage
+from tcptrace.live.loopback import Stage
+from tcptrace.model import TcpState
 
 GREETING = b"hello\n"
 UNREAD = b"data the closer never reads\n"
@@ -32,7 +33,7 @@ class Mode:
     name: str
     summary: str        # one line: what the mode does at the syscall level
     node: str           # the Node.js call that does the same
-    run: Callable[["Roles", int], dict]
+    run: Callable[[Roles, int], dict]
     retries: int = 1    # simultaneous close is retried until the FINs cross
 
 
@@ -58,7 +59,8 @@ class Roles:
 def open_connection(stage: Stage) -> None:
     """Handshake, then a greeting the server reads: the ladder starts with data and its ACK."""
     stage.connect()
-    stage.rec.wait_for("handshake done", client="ESTABLISHED", server="ESTABLISHED")
+    stage.rec.wait_for("handshake done", client=TcpState.ESTABLISHED,
+                       server=TcpState.ESTABLISHED)
     stage.rec.event("client", f"write({len(GREETING)} bytes)")
     stage.client.sendall(GREETING)
     got = _recv_exactly(stage.server, len(GREETING))
@@ -116,7 +118,7 @@ def _read_to_end(r: Roles, side: str) -> int:
 
 def _peer_closes(r: Roles) -> None:
     r.call(r.peer, "close()", r.sock(r.peer).close)
-    r.rec.wait_for(f"{r.peer} close()", **r.expect("TIME-WAIT", "CLOSED"))
+    r.rec.wait_for(f"{r.peer} close()", **r.expect(TcpState.TIME_WAIT, TcpState.CLOSED))
     r.call(r.closer, "close(): the kernel keeps the TIME-WAIT socket", r.sock(r.closer).close)
 
 
@@ -148,11 +150,12 @@ def run_end(r: Roles, pending: int) -> dict:
             r.rec.snapshot(f"{r.closer} shutdown(SHUT_WR); data still queued")
         else:
             r.rec.wait_for(f"{r.closer} shutdown(SHUT_WR)",
-                           **r.expect("FIN-WAIT-2", "CLOSE-WAIT"))
+                           **r.expect(TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT))
     delivered = _read_to_end(r, r.peer)
     if writer:
         writer.join()
-        r.rec.wait_for(f"{r.peer} read to EOF", **r.expect("FIN-WAIT-2", "CLOSE-WAIT"))
+        r.rec.wait_for(f"{r.peer} read to EOF",
+                       **r.expect(TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT))
     _peer_closes(r)
     return {"written": pending, "delivered": delivered}
 
@@ -162,10 +165,10 @@ def run_plain_close(r: Roles, pending: int) -> dict:
     written = _queue_pending(r, pending)
     r.call(r.closer, "close()", r.sock(r.closer).close)
     if not pending:
-        r.rec.wait_for(f"{r.closer} close()", **r.expect("FIN-WAIT-2", "CLOSE-WAIT"))
+        r.rec.wait_for(f"{r.closer} close()", **r.expect(TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT))
     delivered = _read_to_end(r, r.peer)
     r.call(r.peer, "close()", r.sock(r.peer).close)
-    r.rec.wait_for(f"{r.peer} close()", **r.expect("TIME-WAIT", "CLOSED"))
+    r.rec.wait_for(f"{r.peer} close()", **r.expect(TcpState.TIME_WAIT, TcpState.CLOSED))
     return {"written": written, "delivered": delivered}
 
 
@@ -176,7 +179,8 @@ def run_reset(r: Roles, pending: int) -> dict:
     r.rec.event(r.closer, "setsockopt(SO_LINGER, {on, 0}); close()")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
-    r.rec.wait_for(f"{r.closer} close() with SO_LINGER {{on, 0}}", **r.expect("CLOSED", "CLOSED"))
+    r.rec.wait_for(f"{r.closer} close() with SO_LINGER {{on, 0}}",
+                   **r.expect(TcpState.CLOSED, TcpState.CLOSED))
     delivered = _read_to_end(r, r.peer)
     r.call(r.peer, "close()", r.sock(r.peer).close)
     return {"written": written, "delivered": delivered}
@@ -189,7 +193,8 @@ def run_unread(r: Roles, pending: int) -> dict:
            r.sock(r.peer).sendall, UNREAD)
     r.rec.wait_for(f"{r.peer} wrote data the {r.closer} does not read", recv_q=r.closer)
     r.call(r.closer, f"close() with {len(UNREAD)} bytes unread", r.sock(r.closer).close)
-    r.rec.wait_for(f"{r.closer} close() with unread data", **r.expect("CLOSED", "CLOSED"))
+    r.rec.wait_for(f"{r.closer} close() with unread data",
+                   **r.expect(TcpState.CLOSED, TcpState.CLOSED))
     delivered = _read_to_end(r, r.peer)
     r.call(r.peer, "close()", r.sock(r.peer).close)
     return {"written": written, "delivered": delivered}
@@ -202,7 +207,8 @@ def run_half_close(r: Roles, pending: int) -> dict:
     r.call(r.closer, "shutdown(SHUT_WR)", r.sock(r.closer).shutdown, socket.SHUT_WR)
     if written:
         delivered_pending = _recv_exactly(r.sock(r.peer), written)
-    r.rec.wait_for(f"{r.closer} shutdown(SHUT_WR)", **r.expect("FIN-WAIT-2", "CLOSE-WAIT"))
+    r.rec.wait_for(f"{r.closer} shutdown(SHUT_WR)",
+                   **r.expect(TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT))
     for chunk in HALF_CLOSE_CHUNKS:
         r.call(r.peer, f"write({len(chunk)} bytes) after the {r.closer}'s FIN",
                r.sock(r.peer).sendall, chunk)
@@ -211,7 +217,7 @@ def run_half_close(r: Roles, pending: int) -> dict:
     r.rec.snapshot(f"data flowed {r.peer} to {r.closer} after the FIN")
     r.call(r.peer, "close()", r.sock(r.peer).close)
     _read_to_end(r, r.closer)
-    r.rec.wait_for(f"{r.peer} close()", **r.expect("TIME-WAIT", "CLOSED"))
+    r.rec.wait_for(f"{r.peer} close()", **r.expect(TcpState.TIME_WAIT, TcpState.CLOSED))
     r.call(r.closer, "close(): the kernel keeps the TIME-WAIT socket", r.sock(r.closer).close)
     return {"written": written, "delivered": delivered_pending}
 
@@ -254,7 +260,8 @@ def run_simultaneous(r: Roles, pending: int) -> dict:
         r.rec.event(side, "shutdown(SHUT_WR), at the same moment as the other side", t=started)
     for side in ("client", "server"):
         _read_to_end(r, side)
-    r.rec.wait_for("both shutdown(SHUT_WR)", client="TIME-WAIT", server="TIME-WAIT")
+    r.rec.wait_for("both shutdown(SHUT_WR)", client=TcpState.TIME_WAIT,
+                   server=TcpState.TIME_WAIT)
     for side in ("client", "server"):
         r.call(side, "close()", r.sock(side).close)
     return {"written": 0, "delivered": 0}

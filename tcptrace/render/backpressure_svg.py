@@ -11,8 +11,8 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from tcptrace.backpressure.analysis import mib
-from tcptrace.backpressure.chart import MARKERS, layer_series, time_span
 from tcptrace.backpressure.result import BackpressureResult
+from tcptrace.render.backpressure_chart import MARKERS, layer_series, time_span
 
 COLOURS = {"app_buffer": "#d62728", "send_q": "#ff7f0e", "recv_q": "#1f77b4",
            "window": "#2ca02c"}

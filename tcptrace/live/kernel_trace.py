@@ -15,18 +15,19 @@ import subprocess
 import time
 from pathlib import Path
 
-from tcptrace.model import KernelEvent, Transition
+from tcptrace.model import KernelEvent, TcpState, Transition
 
 TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 EVENTS = ("sock/inet_sock_set_state", "tcp/tcp_send_reset", "tcp/tcp_receive_reset")
 INSTANCE_PREFIX = "tcptrace-"
 
 _KERNEL_STATE = {
-    "TCP_ESTABLISHED": "ESTABLISHED", "TCP_SYN_SENT": "SYN-SENT", "TCP_SYN_RECV": "SYN-RECEIVED",
-    "TCP_NEW_SYN_RECV": "SYN-RECEIVED", "TCP_FIN_WAIT1": "FIN-WAIT-1",
-    "TCP_FIN_WAIT2": "FIN-WAIT-2", "TCP_TIME_WAIT": "TIME-WAIT", "TCP_CLOSE": "CLOSED",
-    "TCP_CLOSE_WAIT": "CLOSE-WAIT", "TCP_LAST_ACK": "LAST-ACK", "TCP_LISTEN": "LISTEN",
-    "TCP_CLOSING": "CLOSING",
+    "TCP_ESTABLISHED": TcpState.ESTABLISHED, "TCP_SYN_SENT": TcpState.SYN_SENT,
+    "TCP_SYN_RECV": TcpState.SYN_RECEIVED, "TCP_NEW_SYN_RECV": TcpState.SYN_RECEIVED,
+    "TCP_FIN_WAIT1": TcpState.FIN_WAIT_1, "TCP_FIN_WAIT2": TcpState.FIN_WAIT_2,
+    "TCP_TIME_WAIT": TcpState.TIME_WAIT, "TCP_CLOSE": TcpState.CLOSED,
+    "TCP_CLOSE_WAIT": TcpState.CLOSE_WAIT, "TCP_LAST_ACK": TcpState.LAST_ACK,
+    "TCP_LISTEN": TcpState.LISTEN, "TCP_CLOSING": TcpState.CLOSING,
 }
 
 # Why the kernel sent an RST, in words (tcp:tcp_send_reset's reason field).
@@ -63,8 +64,10 @@ def parse_trace(text: str, client: tuple[str, int], server: tuple[str, int],
         if side is None:
             continue
         if name == "inet_sock_set_state":
-            old = _KERNEL_STATE.get(fields.get("oldstate", ""), fields.get("oldstate", "?"))
-            new = _KERNEL_STATE.get(fields.get("newstate", ""), fields.get("newstate", "?"))
+            old = _KERNEL_STATE.get(fields.get("oldstate", ""),
+                                    fields.get("oldstate", TcpState.UNKNOWN))
+            new = _KERNEL_STATE.get(fields.get("newstate", ""),
+                                    fields.get("newstate", TcpState.UNKNOWN))
             transitions.append(Transition(t, side, old, new))
         elif name == "tcp_send_reset":
             events.append(KernelEvent(t, side, "send_reset", fields.get("reason")))
@@ -150,7 +153,7 @@ class KernelTrace:
         self.clock_offset = 0.0
         self._dir: Path | None = None
 
-    def __enter__(self) -> "KernelTrace":
+    def __enter__(self) -> KernelTrace:
         root = tracefs_root()
         if root is None:
             self.why = "tracefs is not available (needs root)"

@@ -22,7 +22,8 @@ import threading
 from importlib import resources
 
 from tcptrace.errors import TcptraceError
-from tcptrace.stage import Stage
+from tcptrace.live.loopback import Stage
+from tcptrace.model import TcpState
 
 # What close.js calls in each mode, for the ladder's header.
 NODE_CALLS = {
@@ -34,7 +35,7 @@ NODE_CALLS = {
     "half-close": "closer socket.end() with allowHalfOpen; the peer keeps writing",
     "simultaneous": "socket.end() on both sockets at the same moment (two threads)",
 }
-MODES = tuple(NODE_CALLS)
+NODE_MODES = tuple(NODE_CALLS)   # the modes close.js knows
 SILENCE = 10.0        # seconds without a line from node before we give up on it
 STEP_TIMEOUT = 1.0    # how long a step waits for the expected states
 
@@ -50,8 +51,8 @@ def run_node_scenario(stage: Stage, mode: str, closer: str, pending: int) -> dic
     {"written", "delivered"}: bytes the closer queued at the close call, and how many of
     them the peer application read.
     """
-    if mode not in MODES:
-        raise TcptraceError(f"--runtime node has no mode {mode!r} (one of: {', '.join(MODES)})")
+    if mode not in NODE_MODES:
+        raise TcptraceError(f"--runtime node has no mode {mode!r} (one of: {', '.join(NODE_MODES)})")
     if closer == "both":    # simultaneous: the client's end() is simply the one timed first
         closer = "client"
     if closer not in ("client", "server"):
@@ -61,7 +62,8 @@ def run_node_scenario(stage: Stage, mode: str, closer: str, pending: int) -> dic
         raise TcptraceError("node (Node.js) was not found on PATH: install Node.js or use "
                             "--runtime python")
     stage.connect()
-    stage.rec.wait_for("handshake done", client="ESTABLISHED", server="ESTABLISHED")
+    stage.rec.wait_for("handshake done", client=TcpState.ESTABLISHED,
+                       server=TcpState.ESTABLISHED)
     fds = (stage.client.detach(), stage.server.detach())
     opts = {"client_fd": fds[0], "server_fd": fds[1], "mode": mode, "closer": closer,
             "pending": pending}

@@ -11,12 +11,21 @@ from dataclasses import dataclass, field
 from tcptrace.annotate import relative_views
 from tcptrace.engine import analyse_frames
 from tcptrace.errors import TcptraceError
-from tcptrace.kernel_trace import RST_REASONS, KernelTrace
-from tcptrace.model import (AppEvent, Connection, KernelEvent, PacketView, StateObservation,
-                            Transition, Verdict)
-from tcptrace.scenarios import MODES, SYMMETRIC, Mode, Roles, open_connection
-from tcptrace.ss import require_ss
-from tcptrace.stage import CLIENT_IP, SERVER_IP, Stage
+from tcptrace.live.close_modes import MODES, SYMMETRIC, Mode, Roles, open_connection
+from tcptrace.live.kernel_trace import RST_REASONS, KernelTrace
+from tcptrace.live.loopback import CLIENT_IP, SERVER_IP, Stage
+from tcptrace.live.node_close import NODE_CALLS, run_node_scenario
+from tcptrace.live.ss import require_ss
+from tcptrace.model import (
+    AppEvent,
+    Connection,
+    KernelEvent,
+    PacketView,
+    StateObservation,
+    TcpState,
+    Transition,
+    Verdict,
+)
 
 
 @dataclass
@@ -38,6 +47,14 @@ class CloseRun:
     drops: int = 0              # frames the kernel dropped from the capture
     frames: list[tuple[float, bytes]] = field(repr=False, default_factory=list)
 
+    @property
+    def what_it_does(self) -> list[str]:
+        """The header's lines: the closing calls of this runtime and their equivalent."""
+        if self.runtime == "node":
+            return [f"What it does (Node.js net): {NODE_CALLS[self.mode.name]}",
+                    f"Syscall level, as the Python runtime does it: {self.mode.summary}"]
+        return [f"What it does: {self.mode.summary}", f"Node.js equivalent: {self.mode.node}"]
+
 
 def run_close(mode: str, *, port: int = 0, pending: int = 0, closer: str = "client",
               runtime: str = "python", kernel: bool = True) -> CloseRun:
@@ -55,7 +72,7 @@ def run_close(mode: str, *, port: int = 0, pending: int = 0, closer: str = "clie
 
 def _run_once(scenario: Mode, port: int, pending: int, closer: str, runtime: str,
               kernel: bool) -> CloseRun:
-    from tcptrace.capture import LoopbackCapture  # imports scapy: only when capturing
+    from tcptrace.live.capture import LoopbackCapture  # imports scapy: only when capturing
 
     with Stage(port) as stage:
         ports = [stage.server_port]
@@ -81,8 +98,6 @@ def _run_once(scenario: Mode, port: int, pending: int, closer: str, runtime: str
 
 def _drive(stage: Stage, scenario: Mode, pending: int, closer: str, runtime: str) -> dict:
     if runtime == "node":
-        from tcptrace.node_close import run_node_scenario
-
         return run_node_scenario(stage, scenario.name, closer, pending)
     if runtime != "python":
         raise TcptraceError(f"unknown runtime {runtime!r}: use python or node")
@@ -104,7 +119,7 @@ def _explain_resets(views: list[PacketView], kernel_events: list[KernelEvent]) -
 
 
 def _time_wait_side(final: dict[str, str]) -> str | None:
-    sides = [side for side in ("client", "server") if final[side] == "TIME-WAIT"]
+    sides = [side for side in ("client", "server") if final[side] == TcpState.TIME_WAIT]
     return "both" if len(sides) == 2 else (sides[0] if sides else None)
 
 

@@ -1,0 +1,112 @@
+"""Types of the Rust engine's Python face (engine/src/python.rs), for mypy and readers.
+
+Only tcptrace/engine.py imports this module; everything else goes through it.
+"""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+# (close, first_closer, rst_from, simultaneous, time_wait, client final, server final,
+#  conn_state, history)
+VerdictTuple = tuple[str, str | None, str | None, bool, str | None, str, str, str, str]
+# (packets, bytes, retransmissions, zero_windows, window_probes)
+SentTuple = tuple[int, int, int, int, int]
+# (t, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame),
+#  comments)
+SegmentTuple = tuple[float, str, int, str, int, int, int, int, int, int,
+                     tuple[int | None, int | None, list[int], int], list[str]]
+# (t, sender, flags, seq, ack, length, win, client_state, server_state, tags, acked, delay)
+StepTuple = tuple[float, str, int, int, int, int, int, str, str, int, int, float]
+DetailTuple = tuple[list[SegmentTuple], list[StepTuple], tuple[str, str]]
+
+TAG_NAMES: list[str]
+HOUSEKEEPING: int
+
+
+class CaptureError(Exception): ...
+
+
+class SegmentLike(Protocol):
+    """What analyse_segments and scan_segments read of a segment (model.Segment)."""
+
+    t: float
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    flags: int
+    seq: int
+    ack: int
+    length: int
+    win: int
+    wscale: int | None
+    mss: int | None
+    vlan: tuple[int, ...]
+    frame: int
+    comments: tuple[str, ...]
+
+
+class Connection:
+    """One connection the engine is done with."""
+
+    @property
+    def stream(self) -> int: ...
+    @property
+    def client(self) -> tuple[str, int]: ...
+    @property
+    def server(self) -> tuple[str, int]: ...
+    @property
+    def vlan(self) -> list[int]: ...
+    @property
+    def roles_guessed(self) -> str | None: ...
+    @property
+    def first(self) -> float: ...
+    @property
+    def last(self) -> float: ...
+    @property
+    def packets(self) -> int: ...
+    @property
+    def verdict(self) -> VerdictTuple: ...
+    @property
+    def client_sent(self) -> SentTuple: ...
+    @property
+    def server_sent(self) -> SentTuple: ...
+    def fields(self) -> tuple[int, tuple[str, int, str], tuple[str, int, str], list[int],
+                              str | None, float, float, int, VerdictTuple, SentTuple,
+                              SentTuple]: ...
+    def cells(self) -> list[str]: ...
+    def detail(self) -> DetailTuple | None: ...
+    def json_line(self) -> str: ...
+
+
+class Scan:
+    """A capture read once, front to back."""
+
+    def __init__(self, path: str, linger: float, keep: int | None = None) -> None: ...
+    def next_batch(self, n: int, records: int) -> list[Connection]: ...
+    def next_json_lines(self, n: int, records: int) -> tuple[bytes, int]: ...
+    @property
+    def exhausted(self) -> bool: ...
+    @property
+    def warnings(self) -> list[str]: ...
+    @property
+    def bytes_read(self) -> int: ...
+    @property
+    def records(self) -> int: ...
+    @property
+    def segments(self) -> int: ...
+    @property
+    def connections(self) -> int: ...
+    @property
+    def peak_open(self) -> int: ...
+
+
+def decode_frames(frames: Sequence[tuple[float, bytes]],
+                  linktype: int = 1) -> list[SegmentTuple]: ...
+def analyse_frames(frames: Sequence[tuple[float, bytes]], client_ip: str, client_port: int,
+                   linktype: int = 1) -> tuple[DetailTuple, VerdictTuple]: ...
+def analyse_segments(segments: Sequence[SegmentLike], client_ip: str,
+                     client_port: int) -> tuple[DetailTuple, VerdictTuple]: ...
+def scan_segments(segments: Sequence[SegmentLike], linger: float) -> list[Connection]: ...
+def plain_table(rows: Sequence[Connection], header: Sequence[str], right: Sequence[int],
+                optional: Sequence[int]) -> str: ...
