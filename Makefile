@@ -32,8 +32,11 @@ test-deps: setup
 run: setup
 	$(VENV)/bin/tcptrace close --mode end
 
-# The Rust side first (format, lints, its own tests), then every Python test.
+# Lints first (ruff, mypy; cargo fmt and clippy), then the Rust tests, then every Python
+# test.
 test: test-deps
+	$(VENV)/bin/ruff check tcptrace tests
+	$(VENV)/bin/mypy
 	cd engine && $(CARGO) fmt --check
 	cd engine && $(CARGO) clippy --all-targets --all-features -- -D warnings
 	cd engine && $(CARGO) test

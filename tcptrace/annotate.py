@@ -39,7 +39,7 @@ def relative_views(conn: Connection, initial: tuple[str, str],
     if not steps:
         return []
     t0 = steps[0].t
-    before = dict(zip(("client", "server"), initial))
+    before = dict(zip(("client", "server"), initial, strict=True))
     last_win = {"client": -1, "server": -1}
     rst_seen = False
     views = []
@@ -92,7 +92,7 @@ def _aside(note: str, text: str) -> str:
 def _changes(x: str, y: str, before: dict[str, str], after: dict[str, str]) -> str:
     """'client enters FIN-WAIT-1; server CLOSE-WAIT': closing-state changes only (the
     columns show the handshake states well enough)."""
-    parts = []
+    parts: list[str] = []
     for side in (x, y):
         old, new = before[side], after[side]
         # From "?" nothing is entered: a refused SYN's receiver is only filled in later.

@@ -87,7 +87,7 @@ def ints(text: str) -> list[int]:
 def tcp_info(sock: socket.socket) -> dict[str, int]:
     raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
     values = struct.unpack_from(f"<{len(_TCP_INFO_U32)}I", raw, 8)
-    return dict(zip(_TCP_INFO_U32, values))
+    return dict(zip(_TCP_INFO_U32, values, strict=True))
 
 
 def fresh_socket_buffers() -> dict[str, int]:
@@ -124,7 +124,7 @@ def asyncio_limits() -> dict[str, int]:
         try:
             reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
             low, high = writer.transport.get_write_buffer_limits()
-            limit = reader._limit  # StreamReader has no public getter for its limit
+            limit = reader._limit  # type: ignore[attr-defined]  # private: no public getter
             writer.close()
             return {"write_low": low, "write_high": high, "stream_reader_limit": limit}
         finally:

@@ -10,13 +10,16 @@ each claim names the runs it needs in REQUIRED_RUNS.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from tcptrace.annotate import describe_recv_q
 from tcptrace.live.kernel_trace import RST_REASONS
-from tcptrace.model import ACK, FIN, RST, SYN, TcpState
+from tcptrace.model import ACK, FIN, RST, SYN, Segment, TcpState
+
+if TYPE_CHECKING:
+    from tcptrace.live.close_run import CloseRun
 
 BIG = 8 << 20   # bytes queued to a paused reader: far more than the kernel buffers hold
 TRUE, FALSE, PARTLY = "true", "false", "partly"
@@ -77,7 +80,7 @@ class Claim:
     evidence: list[str]
 
 
-def judge(runs: Mapping[RunKey, object]) -> list[Claim]:
+def judge(runs: Mapping[RunKey, CloseRun]) -> list[Claim]:
     """Judge each claim whose runs are all present; the others are left out (e.g. the
     Node.js ones when node is not installed)."""
     return [_JUDGES[text](*(runs[k] for k in keys))
@@ -96,14 +99,14 @@ def _at(run, t: float) -> str:
     return f"+{(t - segs[0].t) * 1000:.1f} ms" if segs else f"{t:.3f}"
 
 
-def _closes(run) -> list[tuple[str, str, object]]:
+def _closes(run: CloseRun) -> list[tuple[str, str, Segment]]:
     """(sender, "FIN" or "RST", segment) for each segment carrying either, in wire order."""
     conn = run.connection
     return [(conn.side_of(s), "RST" if s.flags & RST else "FIN", s)
             for s in conn.segments if s.flags & (FIN | RST)]
 
 
-def _first(run, side: str, kind: str):
+def _first(run: CloseRun, side: str, kind: str) -> Segment | None:
     return next((s for who, k, s in _closes(run) if who == side and k == kind), None)
 
 
@@ -329,7 +332,7 @@ def _rst_means_crash(*runs) -> Claim:
     return Claim(RST_MEANS_CRASH, verdict, evidence)
 
 
-_JUDGES = {
+_JUDGES: dict[str, Callable[..., Claim]] = {
     DESTROY_SENDS_RST: _destroy_sends_rst,
     END_WAITS_FOR_ACK: _end_waits_for_ack,
     DESTROY_DISCARDS: _destroy_discards,

@@ -166,8 +166,7 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
             render_listing(make_console(), listing, legend=not no_legend)
         else:
             index = stream or 0
-            rp.check_stream(listing, index)
-            kept = listing.kept
+            kept = rp.kept_stream(listing, index)
             conn = kept.conn
             views, verdict = rp.analyse(kept)
             if as_json:
@@ -401,7 +400,7 @@ def main() -> None:
     except KeyboardInterrupt:           # raised outside click's own handling
         click.echo("tcptrace: interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the promise is: no traceback for the user
+    except Exception as exc:  # the promise: no traceback for the user
         if os.environ.get("TCPTRACE_DEBUG"):
             raise
         click.echo(f"tcptrace: internal error: {type(exc).__name__}: {exc} "

@@ -20,7 +20,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from tcptrace import _engine
 from tcptrace.errors import TcptraceError
@@ -103,44 +103,45 @@ class ConnectionSummary:
     verdict: Verdict
     client: Sent
     server: Sent
+    raw: _engine.Connection     # the engine's record (json_line())
     steps: list[Step] | None = None
     initial: tuple[str, str] = (TcpState.UNKNOWN, TcpState.UNKNOWN)  # before the first segment
     endpoints: tuple[str, str] = ("", "")   # client and server as text (ip:port)
-    raw: object = None      # the engine's record (json_line())
 
     def json_line(self) -> str:
         """The `tcptrace/1` summary record, one line (formatted by the engine)."""
         return self.raw.json_line()
 
 
-def _segment(t: tuple) -> Segment:
+def _segment(t: _engine.SegmentTuple) -> Segment:
     ts, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame), \
         comments = t
     return Segment(ts, src, sport, dst, dport, flags, seq, ack, length, win, wscale, mss,
                    tuple(vlan), frame, tuple(comments))
 
 
-def verdict_of(v: tuple) -> Verdict:
+def verdict_of(v: _engine.VerdictTuple) -> Verdict:
     """A Verdict from the engine's verdict tuple."""
     close, closer, rst_from, simultaneous, time_wait, cfinal, sfinal, conn_state, history = v
     return Verdict(close, closer, rst_from, simultaneous, time_wait,
                    {"client": cfinal, "server": sfinal}, conn_state, history)
 
 
-def _steps(segment_tuples: list, step_tuples: list) -> tuple[list[Segment], list[Step]]:
+def _steps(segment_tuples: list[_engine.SegmentTuple], step_tuples: list[_engine.StepTuple]
+           ) -> tuple[list[Segment], list[Step]]:
     segments = [_segment(s) for s in segment_tuples]
-    steps = [Step(*st, seg) for st, seg in zip(step_tuples, segments)]
+    steps = [Step(*st, seg) for st, seg in zip(step_tuples, segments, strict=True)]
     return segments, steps
 
 
-def summary_of(raw) -> ConnectionSummary:
+def summary_of(raw: _engine.Connection) -> ConnectionSummary:
     """A ConnectionSummary from the engine's record."""
     (stream, (cip, cport, ctext), (sip, sport, stext), vlan, guessed, first, last, packets,
      verdict, client, server) = raw.fields()
     conn = Connection(cip, cport, sip, sport, [], tuple(vlan), guessed)
     summary = ConnectionSummary(stream, conn, first, last, packets, verdict_of(verdict),
-                                Sent._make(client), Sent._make(server),
-                                endpoints=(ctext, stext), raw=raw)
+                                Sent._make(client), Sent._make(server), raw,
+                                endpoints=(ctext, stext))
     detail = raw.detail()
     if detail is not None:
         segment_tuples, step_tuples, initial = detail
@@ -157,8 +158,8 @@ class Scan:
     keep: None (verdicts and counts only: memory follows the connections open at
     once), a stream number (that connection's segments and steps), or "all"."""
 
-    def __init__(self, path: str | os.PathLike, linger: float = LINGER,
-                 keep: int | str | None = None, progress: Progress | None = None):
+    def __init__(self, path: str | os.PathLike[str], linger: float = LINGER,
+                 keep: int | Literal["all"] | None = None, progress: Progress | None = None):
         self.path = os.fspath(path)
         self.size = _size(self.path)
         self.progress = progress
@@ -168,7 +169,7 @@ class Scan:
         except _engine.CaptureError as e:
             raise TcptraceError(str(e)) from None
 
-    def raw(self) -> Iterator:
+    def raw(self) -> Iterator[_engine.Connection]:
         """The engine's own records (cheap: for output formatted by the engine)."""
         scan, progress = self._scan, self.progress
         # What callers build from the records makes no reference cycles, so reference
@@ -265,7 +266,7 @@ def analyse_segments(conn: Connection) -> tuple[list[Step], tuple[str, str], Ver
             conn.segments, conn.client_ip, conn.client_port)
     except _engine.CaptureError as e:
         raise TcptraceError(str(e)) from None
-    steps = [Step(*st, seg) for st, seg in zip(step_tuples, conn.segments)]
+    steps = [Step(*st, seg) for st, seg in zip(step_tuples, conn.segments, strict=True)]
     return steps, initial, verdict_of(verdict)
 
 
@@ -281,7 +282,7 @@ def group_segments(segments: Sequence[Segment], linger: float = LINGER
     return [summary_of(raw) for raw in raws]
 
 
-def plain_table(raws: Sequence, header: Sequence[str], right: Sequence[int],
+def plain_table(raws: Sequence[_engine.Connection], header: Sequence[str], right: Sequence[int],
                 optional: Sequence[int]) -> str:
     """The connections table of the engine's records (`Scan.raw()`) as aligned plain
     text, laid out by the engine (see python.rs `plain_table`)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 # TCP header flag bits, as on the wire.
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
@@ -40,7 +41,8 @@ def flag_names(flags: int) -> list[str]:
     return [name for name, bit in FLAG_ORDER if flags & bit]
 
 
-def format_endpoint(ip: str, port: int) -> str:
+def format_endpoint(ip: str, port: int | str) -> str:
+    """ip:port ([ip]:port for IPv6); `port` may be "*" for any."""
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
@@ -90,7 +92,7 @@ class StateObservation:
     client: str                 # RFC 9293 name, or CLOSED when the socket is gone
     server: str
     source: str = "ss"
-    details: dict[str, dict] = field(default_factory=dict)  # side -> parsed ss line
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # side -> ss to_json()
 
 
 @dataclass(slots=True)

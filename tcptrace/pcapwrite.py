@@ -69,7 +69,7 @@ def _pcapng(frames, comments, linktype: int) -> Iterator[bytes]:
                  + _options([(4, f"tcptrace {__version__}".encode())]))   # shb_userappl
     yield _block(1, struct.pack("<HHI", linktype, 0, SNAPLEN)
                  + _options([(9, bytes([9]))]))                          # if_tsresol: ns
-    for (ts, data), notes in zip(frames, comments):
+    for (ts, data), notes in zip(frames, comments, strict=True):
         sec, ns = _split(ts, 10**9)
         t = sec * 10**9 + ns
         yield _block(6, struct.pack("<IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(data), len(data))

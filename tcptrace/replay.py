@@ -77,12 +77,19 @@ def list_connections(path: str | os.PathLike, keep: int = 0,
     return Listing(os.fspath(path), rows, scan.warnings, kept)
 
 
-def check_stream(listing: Listing, index: int) -> None:
+def kept_stream(listing: Listing, index: int) -> ConnectionSummary:
+    """Connection `index` with its segments and steps: the listing must have been made
+    with keep=index. An index out of range is the user's error."""
     n = len(listing.rows)
     if not 0 <= index < n:
         valid = "0 is the only one" if n == 1 else f"valid: 0..{n - 1}"
         raise TcptraceError(f"--stream {index} is out of range: {listing.path} has {n} TCP "
                             f"connection{'s' if n != 1 else ''} ({valid})")
+    # Streams are numbered 0..n-1, so an index in range was seen; it is kept only if
+    # the listing was asked to keep it.
+    if listing.kept is None or listing.kept.stream != index:
+        raise ValueError(f"the listing of {listing.path} did not keep stream {index}")
+    return listing.kept
 
 
 def analyse(summary: ConnectionSummary) -> tuple[list[PacketView], Verdict]:

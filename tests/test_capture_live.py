@@ -137,7 +137,7 @@ def test_each_segment_once_and_as_tcpdump_sees_it(live, start_tcpdump, run):
     assert ours == segments([data for _, data in theirs], client_endpoint)
     # The same wall clock, read by the kernel: libpcap's ring and recvmsg() stamp at
     # slightly different points (measured: mostly < 1 us apart, at times ~10 us).
-    for (t_ours, _), (t_theirs, _) in zip(cap.frames, theirs):
+    for (t_ours, _), (t_theirs, _) in zip(cap.frames, theirs, strict=True):
         assert abs(t_ours - t_theirs) < 5e-3
 
 
@@ -216,7 +216,8 @@ def test_without_cap_net_raw_says_how_to_get_it():
 
 
 def test_importing_capture_does_not_import_scapy():
-    out = subprocess.run([sys.executable, "-c", "import sys, tcptrace.live.capture, tcptrace.live.bpf;"
+    out = subprocess.run([sys.executable, "-c",
+                          "import sys, tcptrace.live.capture, tcptrace.live.bpf;"
                           "print(any(m.startswith('scapy') for m in sys.modules))"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -179,7 +179,8 @@ def test_segments_match_an_independent_tcpdump_capture(live, tmp_path, mode):
             # tcpdump writes each packet as it gets it (-U): stop it once it has written
             # as many of this connection's segments as the run saw (a missing one fails
             # here after the timeout, an extra one in the comparison below).
-            wait_until(lambda: len(tcpdump_segments(pcap, ends) or ()) >= len(mine),
+            wait_until(lambda pcap=pcap, ends=ends, mine=mine:
+                       len(tcpdump_segments(pcap, ends) or ()) >= len(mine),
                        f"tcpdump writing the run's {len(mine)} segments")
         finally:
             dump.send_signal(signal.SIGINT)
@@ -199,7 +200,7 @@ def test_save_pcapng_has_the_explanations_as_comments(live, tmp_path, tshark):
                              "-e", "tcp.flags.str", "-e", "frame.comment"],
                             capture_output=True, text=True, check=True).stdout.splitlines()
     assert len(fields) == len(packets)
-    for line, packet in zip(fields, packets):
+    for line, packet in zip(fields, packets, strict=True):
         assert line.split("\t")[1] == packet["note"]
 
 

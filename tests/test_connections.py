@@ -138,7 +138,7 @@ def test_syn_from_the_side_that_did_not_close_does_not_split():
 
 def test_copies_on_different_vlan_stacks_are_different_connections():
     segs = []
-    for a, b, c in zip(*(handshake_and_close(vlan=v) for v in [(), (42,), (10, 20)])):
+    for a, b, c in zip(*(handshake_and_close(vlan=v) for v in [(), (42,), (10, 20)]), strict=True):
         segs += [a, b, c]
     conns = group_connections(segs)
     assert [(c.vlan, len(c.segments)) for c in conns] == [((), 6), ((42,), 6), ((10, 20), 6)]

@@ -94,9 +94,9 @@ def test_engine_reproduces_golden(name: str, tmp_path: Path):
         assert list(s.initial) == want["initial"], f"stream {s.stream}"
         got = [[v.segment.frame, round(v.t, 6), v.sender, st.flags, st.seq, st.ack,
                 st.length, st.win, st.client_state, st.server_state, v.tags, st.acked,
-                round(st.delay, 6), v.note] for v, st in zip(views, s.steps)]
+                round(st.delay, 6), v.note] for v, st in zip(views, s.steps, strict=True)]
         assert len(got) == len(want["steps"]), f"stream {s.stream}"
-        for mine, theirs in zip(got, want["steps"]):
+        for mine, theirs in zip(got, want["steps"], strict=True):
             assert mine == theirs, f"stream {s.stream} frame {theirs[0]}"
 
 
@@ -124,5 +124,5 @@ def test_summary_reproduces_golden(name: str, tmp_path: Path):
         want.append(w)
     assert scan.warnings == golden["summary_warnings"]
     assert len(got) == len(want)
-    for mine, theirs in zip(got, want):
+    for mine, theirs in zip(got, want, strict=True):
         assert mine == theirs

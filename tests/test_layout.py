@@ -65,7 +65,7 @@ def check_ladder(out: str, views, width: int) -> None:
     header, blocks = ladder_blocks(out)
     client, server = header.index("client"), header.index("server")
     assert len(blocks) == len(views)
-    for block, view in zip(blocks, views):
+    for block, view in zip(blocks, views, strict=True):
         first = block[0]
         frame, ms = first.split()[:2]
         assert int(frame) == view.segment.frame
@@ -136,7 +136,7 @@ def test_legend_explains_the_tags_present_and_goes_with_no_legend():
     tags = {t for v in expected_views(path) for t in v.tags}
     out = tcptrace("replay", path, "--width", 100).out
     legend = out[out.index("Legend"):]
-    for tag, meaning in TAG_MEANINGS.items():
+    for tag in TAG_MEANINGS:
         assert (f"[{tag}]" in legend) == (tag in tags)
     assert "a segment, towards its receiver" in legend
     assert "Legend" not in tcptrace("replay", path, "--no-legend").out

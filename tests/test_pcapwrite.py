@@ -46,7 +46,7 @@ def test_pcapng_round_trip_with_comments(tmp_path):
     write_capture(path, FRAMES, COMMENTS)
     packets = read_back(path)
     assert [bytes(p) for p in packets] == [data for _, data in FRAMES]
-    for p, ts in zip(packets, TS):
+    for p, ts in zip(packets, TS, strict=True):
         assert abs(float(p.time) - ts) < 1e-7  # nanosecond resolution in the file
     assert [p.comments or [] for p in packets] == [[c.encode() for c in cs] for cs in COMMENTS]
 
@@ -74,7 +74,7 @@ def test_classic_pcap_when_named_so(tmp_path, name):
     assert path.read_bytes()[:4] == bytes.fromhex("d4c3b2a1")  # microsecond pcap, LE
     packets = read_back(path)
     assert [bytes(p) for p in packets] == [data for _, data in FRAMES]
-    for p, ts in zip(packets, TS):
+    for p, ts in zip(packets, TS, strict=True):
         assert abs(float(p.time) - ts) <= 5e-7 + 1e-9
 
 

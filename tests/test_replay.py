@@ -57,7 +57,7 @@ def test_streaming_listing_matches_the_whole_file_analysis(name):
     assert listing.warnings == whole.warnings
     assert [row.index for row in listing.rows] == [s.stream for s in kept_all] \
         == list(range(len(kept_all)))
-    for row, s in zip(listing.rows, kept_all):
+    for row, s in zip(listing.rows, kept_all, strict=True):
         conn = s.conn
         # The listing keeps the segments of stream 0 only (the ladder it may show).
         assert row.conn.segments == (conn.segments if row.index == 0 else [])
@@ -214,7 +214,7 @@ def test_json_has_every_connection_with_packets_and_verdict(replay):
     # In the order the engine was done with them: each stream once.
     shown = sorted(doc["connections"], key=lambda c: c["stream"])
     assert [c["stream"] for c in shown] == list(range(len(conns)))
-    for c, conn in zip(shown, conns):
+    for c, conn in zip(shown, conns, strict=True):
         assert (c["client"], c["server"]) == (conn.client, conn.server)
         assert len(c["packets"]) == len(conn.segments)
         assert c["verdict"]["close"] == analyse_segments(conn)[2].close

@@ -48,7 +48,7 @@ def fifo_with(tmp_path: Path, data: bytes):
                 out.write(data)
         except BrokenPipeError:                 # the reader stopped early: its business
             pass
-        except BaseException as e:  # noqa: BLE001 - reported by the test below
+        except BaseException as e:  # any failure, reported by the test below
             failed.append(e)
 
     writer = threading.Thread(target=write, daemon=True)
@@ -104,7 +104,7 @@ def same_but_the_name(from_pipe: str, from_file: str, path: Path, name: str = "-
     pipe_lines, file_lines = from_pipe.splitlines(), from_file.splitlines()
     assert len(pipe_lines) == len(file_lines)
     named = 0
-    for mine, theirs in zip(pipe_lines, file_lines):
+    for mine, theirs in zip(pipe_lines, file_lines, strict=True):
         if str(path) in theirs:
             named += 1
             assert mine.split() == theirs.replace(str(path), name).split()

@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from rich.console import Console
@@ -144,7 +145,7 @@ def test_step_needs_a_terminal():
 
 def test_waits_scale_the_capture_gaps_and_are_capped():
     _, views, _ = teardown()
-    gaps = [b.t - a.t for a, b in zip(views, views[1:])]
+    gaps = [b.t - a.t for a, b in pairwise(views)]
     assert waits(views, 1.0) == [(0.0, 0.0)] + [(g, g) for g in gaps]
     assert waits(views, 2.0)[2] == (gaps[1] / 2, gaps[1] / 2)
     assert waits(views, 1.0, cap=0.1)[2] == (0.1, gaps[1])

@@ -10,6 +10,7 @@ import io
 import shutil
 import subprocess
 import uuid
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -150,7 +151,7 @@ def test_colon_number_enter_jumps_to_that_frame_and_echoes_it(zeek):
 def test_colon_number_goes_to_the_next_frame_of_the_connection():
     _, views, _ = recorded(SHARED_CAPTURES / "tcpreplay_test.pcap", 1)   # interleaved
     frames = [frame_of(v) for v in views]
-    gap = next(f + 1 for f, g in zip(frames, frames[1:]) if g > f + 1)
+    gap = next(f + 1 for f, g in pairwise(frames) if g > f + 1)
     stepper = press(Stepper(views), f":{gap}\r")
     assert frame_of(views[stepper.pos]) == min(f for f in frames if f > gap)
     assert stepper.message.startswith(f"frame {gap} is not in this connection")

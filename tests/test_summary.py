@@ -46,7 +46,7 @@ def assert_summary_agrees_with_replay(summary, replay, path: Path) -> int:
     streams = [c["stream"] for c in doc["connections"]]
     assert sorted(streams) == list(range(len(streams)))      # each once
     assert [line["stream"] for line in lines] == streams      # handed over in one order
-    for line, conn in zip(lines, doc["connections"]):
+    for line, conn in zip(lines, doc["connections"], strict=True):
         where = f"stream {conn['stream']}"
         assert (line["client"], line["server"], line.get("vlan"), line.get("roles_guessed")) \
             == (conn["client"], conn["server"], conn.get("vlan"), conn.get("roles_guessed")), where

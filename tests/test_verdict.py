@@ -158,7 +158,7 @@ def test_real_loopback_three_packet_close_server_first():
     # is a 3-packet exchange (FIN, FIN/ACK, ACK)."
     results = replay("lw_simple_http_sll2.pcap")
     assert len(results) == 2
-    for conn, views, v in results:
+    for _conn, views, v in results:
         assert [(r.sender, r.flags) for r in views[-3:]] == [
             ("server", ["FIN", "ACK"]), ("client", ["FIN", "ACK"]), ("server", ["ACK"])]
         assert (v.close, v.first_closer, v.time_wait) == ("fin", "server", "server")

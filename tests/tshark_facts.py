@@ -56,7 +56,7 @@ def tshark_packets(path, tshark: str = "tshark") -> list[dict[str, str]]:
         args += ["-e", name]
     # tshark exits 2 on a damaged file after printing what it could read: keep that.
     out = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
-    return [dict(zip(FIELDS, line.split("\t"))) for line in out.splitlines() if line]
+    return [dict(zip(FIELDS, line.split("\t"), strict=True)) for line in out.splitlines() if line]
 
 
 def stream_facts(path, tshark: str = "tshark") -> dict[StreamKey, StreamFacts]:

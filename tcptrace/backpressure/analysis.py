@@ -104,7 +104,8 @@ def analyse(raw, segments: list[Segment]) -> BackpressureResult:
         capture_drops=raw.capture_drops)
 
 
-def explain(raw, wire: WireAnalysis, events: list[Event], v: BackpressureVerdict, t0: float) -> list[str]:
+def explain(raw, wire: WireAnalysis, events: list[Event], v: BackpressureVerdict,
+            t0: float) -> list[str]:
     """The story of the run, layer by layer, each sentence backed by a recorded fact."""
     story = _Story(raw, wire, events, v, t0)
     return [sentence for part in (story.reader(), story.send_queue(), story.app_buffer(),
@@ -116,7 +117,8 @@ def explain(raw, wire: WireAnalysis, events: list[Event], v: BackpressureVerdict
 class _Story:
     """The recorded facts `explain` tells, and one method per layer's sentences."""
 
-    def __init__(self, raw, wire: WireAnalysis, events: list[Event], v: BackpressureVerdict, t0: float):
+    def __init__(self, raw, wire: WireAnalysis, events: list[Event], v: BackpressureVerdict,
+                 t0: float):
         self.raw, self.opts, self.wire, self.events, self.v, self.t0 = (
             raw, raw.options, wire, events, v, t0)
         self.pause = _first(events, "pause")
@@ -242,7 +244,8 @@ class _Story:
                 f"sha256 {'matches' if v.digest_match else 'DOES NOT match'}."]
 
 
-def problems(raw, wire: WireAnalysis, events: list[Event], v: BackpressureVerdict, resume) -> list[str]:
+def problems(raw, wire: WireAnalysis, events: list[Event], v: BackpressureVerdict,
+             resume) -> list[str]:
     out = []
     if not v.zero_windows:
         out.append("no zero window: the reader's buffer never filled (more --bytes, a longer "

@@ -6,6 +6,7 @@ chart show them relative to `BackpressureResult.t0`. Nothing here does I/O.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 
 from tcptrace.backpressure.stream import DEFAULT_SEED
@@ -32,7 +33,7 @@ class BackpressureOptions:
     ignore_backpressure: bool = False
     interval: float = 0.025       # ss sampling period, seconds
     netns: str = "auto"           # auto | private | host
-    seed: bytes = DEFAULT_SEED
+    seed: builtins.bytes = DEFAULT_SEED     # `bytes` is the field above here
     timeout: float = 60.0         # give up on the whole run after this long
 
     def validate(self) -> None:

@@ -29,7 +29,8 @@ import time
 from tcptrace.backpressure.stream import chunk_sizes, make_chunk
 
 
-def emit(message: str, **fields) -> None:
+def emit(message: str, /, **fields) -> None:
+    # Positional-only: the "error" message has a field named `message` of its own.
     sys.stdout.write(json.dumps({"type": message, "t": time.time(), **fields}) + "\n")
     sys.stdout.flush()
 
@@ -63,7 +64,9 @@ async def write_all(opts: dict) -> None:
              detail="resume_writing(): buffer at the low-water mark, drain() returns")
         resume_writing()
 
-    protocol.pause_writing, protocol.resume_writing = on_pause, on_resume
+    # This one transport's flow-control callbacks, wrapped (asyncio has no hook for them).
+    protocol.pause_writing = on_pause  # type: ignore[method-assign]  # wraps one instance's
+    protocol.resume_writing = on_resume  # type: ignore[method-assign]  # wraps one instance's
 
     async def sample() -> None:
         while True:

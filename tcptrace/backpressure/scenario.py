@@ -77,10 +77,10 @@ def read_netstat(path: str = "/proc/thread-self/net/netstat") -> dict[str, int]:
     """TcpExt counters of the calling thread's network namespace."""
     lines = Path(path).read_text().splitlines()
     out: dict[str, int] = {}
-    for names, values in zip(lines[::2], lines[1::2]):
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
         prefix, _, keys = names.partition(":")
         if prefix == "TcpExt":
-            out.update(zip(keys.split(), map(int, values.partition(":")[2].split())))
+            out.update(zip(keys.split(), map(int, values.partition(":")[2].split()), strict=True))
     return out
 
 
@@ -99,7 +99,8 @@ class Run:
         self.reader_done = threading.Event()
 
     # the writer's stdout: one JSON object a line
-    def _child_reports(self, child: subprocess.Popen) -> None:
+    def _child_reports(self, child: subprocess.Popen[str]) -> None:
+        assert child.stdout is not None     # run_python/run_node start it with stdout=PIPE
         for line in child.stdout:
             try:
                 msg = json.loads(line)
@@ -152,8 +153,8 @@ class Run:
     def _start_writer(self, port: int) -> subprocess.Popen:
         opts = self.opts
         child_opts = {"host": READER_IP, "port": port, "bind": WRITER_IP, "bytes": opts.bytes,
-                      "chunk": CHUNK, "seed": opts.seed.decode(), "ignore": opts.ignore_backpressure,
-                      "sample_ms": SAMPLE_MS}
+                      "chunk": CHUNK, "seed": opts.seed.decode(),
+                      "ignore": opts.ignore_backpressure, "sample_ms": SAMPLE_MS}
         module = run_node if opts.runtime == "node" else run_python
         return module.start(child_opts, opts.sndbuf)
 
@@ -212,10 +213,12 @@ class Run:
         except OSError as e:
             if self.opts.netns == "private":
                 raise TcptraceError(f"cannot create a private network namespace: "
-                                    f"{e.strerror} (needs CAP_SYS_ADMIN; try --netns host)")
+                                    f"{e.strerror} (needs CAP_SYS_ADMIN; try --netns host)"
+                                    ) from e
             return "host"
 
-    def _wait_connected(self, child: subprocess.Popen) -> None:
+    def _wait_connected(self, child: subprocess.Popen[str]) -> None:
+        assert child.stderr is not None     # run_python/run_node start it with stderr=PIPE
         deadline = time.monotonic() + 10
         while not self.connected.wait(0.05):
             if child.poll() is not None or time.monotonic() > deadline or self.stop.is_set():

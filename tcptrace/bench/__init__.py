@@ -97,6 +97,7 @@ def measure(job: Job, stderr: str) -> Run:
         proc = subprocess.Popen(launcher + job.argv, stdout=out, stderr=err,
                                 stdin=feeder.stdout if feeder else subprocess.DEVNULL)
         if feeder:
+            assert feeder.stdout is not None    # stdout=PIPE
             feeder.stdout.close()       # the child's alone now: it sees the end of input
         proc.wait()
         wall = time.perf_counter() - start
@@ -108,7 +109,7 @@ def measure(job: Job, stderr: str) -> Run:
         with open(report) as f:
             status, cpu, maxrss = f.read().split()
     except (FileNotFoundError, ValueError):
-        status, cpu, maxrss = -1, 0, 0     # the launcher itself failed
+        status, cpu, maxrss = "-1", "0", "0"    # the launcher itself failed
     return Run(job, wall, float(cpu), int(maxrss) / 1024, int(status), tail,
                os.path.getsize(job.out) / 2**20)
 
@@ -151,7 +152,7 @@ def accuracy(truth: list[Expected], jsonl: str, sample: int = 10) -> tuple[Accur
             segments += doc["sent"]["client"]["packets"] + doc["sent"]["server"]["packets"]
             ours[doc["client"], doc["server"], round(doc["first"] * 1e6)] = doc["verdict"]
     right = missing = 0
-    wrong = []
+    wrong: list[tuple[Expected, dict]] = []
     for e in truth:
         got = ours.pop((e.client, e.server, e.start_us), None)
         if got is None:

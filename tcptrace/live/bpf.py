@@ -74,7 +74,8 @@ def _any_port(load: tuple, ports: list[int], miss) -> list:
 
 def _assemble(items: list) -> list[Insn]:
     """Resolve label names (str items mark the next instruction) into relative jumps."""
-    labels, insns = {}, []
+    labels: dict[str, int] = {}
+    insns: list[tuple[int, int | str, int | str, int]] = []   # jumps to labels unresolved
     for item in items:
         if isinstance(item, str):
             labels[item] = len(insns)

@@ -46,10 +46,13 @@ class Roles:
         self.peer = "server" if closer == "client" else "client"
 
     def sock(self, side: str) -> socket.socket:
-        return self.stage.client if side == "client" else self.stage.server
+        client, server = self.stage.pair
+        return client if side == "client" else server
 
-    def expect(self, closer: str, peer: str) -> dict[str, str]:
-        return {self.closer: closer, self.peer: peer}
+    def wait_for(self, after: str, closer: str, peer: str) -> None:
+        """Record what `ss` shows once the closer and the peer are in these states."""
+        want = {self.closer: closer, self.peer: peer}
+        self.rec.wait_for(after, client=want["client"], server=want["server"])
 
     def call(self, side: str, what: str, fn, *args):
         self.rec.event(side, what)
@@ -62,8 +65,9 @@ def open_connection(stage: Stage) -> None:
     stage.rec.wait_for("handshake done", client=TcpState.ESTABLISHED,
                        server=TcpState.ESTABLISHED)
     stage.rec.event("client", f"write({len(GREETING)} bytes)")
-    stage.client.sendall(GREETING)
-    got = _recv_exactly(stage.server, len(GREETING))
+    client, server = stage.pair
+    client.sendall(GREETING)
+    got = _recv_exactly(server, len(GREETING))
     stage.rec.event("server", f"read {got} bytes")
 
 
@@ -118,7 +122,7 @@ def _read_to_end(r: Roles, side: str) -> int:
 
 def _peer_closes(r: Roles) -> None:
     r.call(r.peer, "close()", r.sock(r.peer).close)
-    r.rec.wait_for(f"{r.peer} close()", **r.expect(TcpState.TIME_WAIT, TcpState.CLOSED))
+    r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
     r.call(r.closer, "close(): the kernel keeps the TIME-WAIT socket", r.sock(r.closer).close)
 
 
@@ -149,13 +153,13 @@ def run_end(r: Roles, pending: int) -> dict:
             # The FIN waits behind the queued data, which waits for the reader.
             r.rec.snapshot(f"{r.closer} shutdown(SHUT_WR); data still queued")
         else:
-            r.rec.wait_for(f"{r.closer} shutdown(SHUT_WR)",
-                           **r.expect(TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT))
+            r.wait_for(f"{r.closer} shutdown(SHUT_WR)",
+                       TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT)
     delivered = _read_to_end(r, r.peer)
     if writer:
         writer.join()
-        r.rec.wait_for(f"{r.peer} read to EOF",
-                       **r.expect(TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT))
+        r.wait_for(f"{r.peer} read to EOF",
+                   TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT)
     _peer_closes(r)
     return {"written": pending, "delivered": delivered}
 
@@ -165,10 +169,10 @@ def run_plain_close(r: Roles, pending: int) -> dict:
     written = _queue_pending(r, pending)
     r.call(r.closer, "close()", r.sock(r.closer).close)
     if not pending:
-        r.rec.wait_for(f"{r.closer} close()", **r.expect(TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT))
+        r.wait_for(f"{r.closer} close()", TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT)
     delivered = _read_to_end(r, r.peer)
     r.call(r.peer, "close()", r.sock(r.peer).close)
-    r.rec.wait_for(f"{r.peer} close()", **r.expect(TcpState.TIME_WAIT, TcpState.CLOSED))
+    r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
     return {"written": written, "delivered": delivered}
 
 
@@ -179,8 +183,8 @@ def run_reset(r: Roles, pending: int) -> dict:
     r.rec.event(r.closer, "setsockopt(SO_LINGER, {on, 0}); close()")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
-    r.rec.wait_for(f"{r.closer} close() with SO_LINGER {{on, 0}}",
-                   **r.expect(TcpState.CLOSED, TcpState.CLOSED))
+    r.wait_for(f"{r.closer} close() with SO_LINGER {{on, 0}}",
+               TcpState.CLOSED, TcpState.CLOSED)
     delivered = _read_to_end(r, r.peer)
     r.call(r.peer, "close()", r.sock(r.peer).close)
     return {"written": written, "delivered": delivered}
@@ -193,8 +197,8 @@ def run_unread(r: Roles, pending: int) -> dict:
            r.sock(r.peer).sendall, UNREAD)
     r.rec.wait_for(f"{r.peer} wrote data the {r.closer} does not read", recv_q=r.closer)
     r.call(r.closer, f"close() with {len(UNREAD)} bytes unread", r.sock(r.closer).close)
-    r.rec.wait_for(f"{r.closer} close() with unread data",
-                   **r.expect(TcpState.CLOSED, TcpState.CLOSED))
+    r.wait_for(f"{r.closer} close() with unread data",
+               TcpState.CLOSED, TcpState.CLOSED)
     delivered = _read_to_end(r, r.peer)
     r.call(r.peer, "close()", r.sock(r.peer).close)
     return {"written": written, "delivered": delivered}
@@ -207,8 +211,8 @@ def run_half_close(r: Roles, pending: int) -> dict:
     r.call(r.closer, "shutdown(SHUT_WR)", r.sock(r.closer).shutdown, socket.SHUT_WR)
     if written:
         delivered_pending = _recv_exactly(r.sock(r.peer), written)
-    r.rec.wait_for(f"{r.closer} shutdown(SHUT_WR)",
-                   **r.expect(TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT))
+    r.wait_for(f"{r.closer} shutdown(SHUT_WR)",
+               TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT)
     for chunk in HALF_CLOSE_CHUNKS:
         r.call(r.peer, f"write({len(chunk)} bytes) after the {r.closer}'s FIN",
                r.sock(r.peer).sendall, chunk)
@@ -217,7 +221,7 @@ def run_half_close(r: Roles, pending: int) -> dict:
     r.rec.snapshot(f"data flowed {r.peer} to {r.closer} after the FIN")
     r.call(r.peer, "close()", r.sock(r.peer).close)
     _read_to_end(r, r.closer)
-    r.rec.wait_for(f"{r.peer} close()", **r.expect(TcpState.TIME_WAIT, TcpState.CLOSED))
+    r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
     r.call(r.closer, "close(): the kernel keeps the TIME-WAIT socket", r.sock(r.closer).close)
     return {"written": written, "delivered": delivered_pending}
 

@@ -6,6 +6,7 @@ analysis.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 
 from tcptrace.annotate import relative_views
@@ -45,7 +46,7 @@ class CloseRun:
     kernel_note: str = ""       # why kernel tracepoints were not used, if they were not
     tries: int = 1
     drops: int = 0              # frames the kernel dropped from the capture
-    frames: list[tuple[float, bytes]] = field(repr=False, default_factory=list)
+    frames: list[tuple[float, builtins.bytes]] = field(repr=False, default_factory=list)
 
     @property
     def what_it_does(self) -> list[str]:
@@ -105,14 +106,18 @@ def _drive(stage: Stage, scenario: Mode, pending: int, closer: str, runtime: str
     return scenario.run(Roles(stage, "client" if closer == "both" else closer), pending)
 
 
+def _nearest(events: list[KernelEvent], side: str, t: float) -> KernelEvent | None:
+    """The event of `side` closest in time to `t`, if any."""
+    return min((e for e in events if e.side == side), key=lambda e: abs(e.t - t), default=None)
+
+
 def _explain_resets(views: list[PacketView], kernel_events: list[KernelEvent]) -> None:
     """Add the kernel's reason to each RST its sender's kernel reported sending."""
     reasons = [e for e in kernel_events if e.kind == "send_reset"]
     for view in views:
         if "RST" not in view.flags or view.segment is None:
             continue
-        match = min((e for e in reasons if e.side == view.sender),
-                    key=lambda e: abs(e.t - view.segment.t), default=None)
+        match = _nearest(reasons, view.sender, view.segment.t)
         if match and match.reason:
             words = RST_REASONS.get(match.reason, "")
             view.note += f"; kernel reason {match.reason}" + (f" ({words})" if words else "")

@@ -9,6 +9,7 @@ Parsing the trace text is pure and tested on recorded output.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -64,10 +65,7 @@ def parse_trace(text: str, client: tuple[str, int], server: tuple[str, int],
         if side is None:
             continue
         if name == "inet_sock_set_state":
-            old = _KERNEL_STATE.get(fields.get("oldstate", ""),
-                                    fields.get("oldstate", TcpState.UNKNOWN))
-            new = _KERNEL_STATE.get(fields.get("newstate", ""),
-                                    fields.get("newstate", TcpState.UNKNOWN))
+            old, new = _state(fields, "oldstate"), _state(fields, "newstate")
             transitions.append(Transition(t, side, old, new))
         elif name == "tcp_send_reset":
             events.append(KernelEvent(t, side, "send_reset", fields.get("reason")))
@@ -107,14 +105,21 @@ def tracefs_root() -> Path | None:
     return None
 
 
+def _state(fields: dict[str, str], key: str) -> str:
+    """The RFC 9293 name of the kernel's state in `key` (an unknown one as the kernel
+    spells it, a missing one UNKNOWN)."""
+    name = fields.get(key)
+    return TcpState.UNKNOWN if name is None else _KERNEL_STATE.get(name, name)
+
+
 def _clock_offset() -> float:
     """CLOCK_REALTIME - CLOCK_MONOTONIC, from the tightest of a few paired readings."""
-    best = None
+    best = (math.inf, 0.0)      # (reading's width, offset)
     for _ in range(5):
         a = time.monotonic()
         wall = time.time()
         b = time.monotonic()
-        if best is None or b - a < best[0]:
+        if b - a < best[0]:
             best = (b - a, wall - (a + b) / 2)
     return best[1]
 

@@ -62,7 +62,8 @@ class Recorder:
             ok = all(w is None or states[side] in ([w] if isinstance(w, str) else w)
                      for side, w in want.items())
             if recv_q is not None:
-                ok = ok and socks[recv_q] is not None and socks[recv_q].recv_q > 0
+                queued = socks[recv_q]
+                ok = ok and queued is not None and queued.recv_q > 0
             if ok or time.monotonic() >= deadline:
                 break
             time.sleep(0.002)
@@ -79,8 +80,8 @@ class Stage:
 
     def __init__(self, port: int = 0):
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.client: socket.socket | None = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.server: socket.socket | None = None
+        self.client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.server: socket.socket | None = None       # once connect() has accepted
         try:
             self.listener.bind((SERVER_IP, port))
         except OSError as exc:
@@ -96,6 +97,13 @@ class Stage:
         self.rec = Recorder(client=format_endpoint(CLIENT_IP, self.client_port),
                             server=format_endpoint(SERVER_IP, self.server_port),
                             ports=[self.server_port])
+
+    @property
+    def pair(self) -> tuple[socket.socket, socket.socket]:
+        """The connected client and server sockets."""
+        if self.server is None:
+            raise RuntimeError("the stage is not connected: call connect() first")
+        return self.client, self.server
 
     def connect(self) -> None:
         self.rec.event("client", "connect()")

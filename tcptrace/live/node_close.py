@@ -52,7 +52,8 @@ def run_node_scenario(stage: Stage, mode: str, closer: str, pending: int) -> dic
     them the peer application read.
     """
     if mode not in NODE_MODES:
-        raise TcptraceError(f"--runtime node has no mode {mode!r} (one of: {', '.join(NODE_MODES)})")
+        raise TcptraceError(f"--runtime node has no mode {mode!r} "
+                            f"(one of: {', '.join(NODE_MODES)})")
     if closer == "both":    # simultaneous: the client's end() is simply the one timed first
         closer = "client"
     if closer not in ("client", "server"):
@@ -64,7 +65,8 @@ def run_node_scenario(stage: Stage, mode: str, closer: str, pending: int) -> dic
     stage.connect()
     stage.rec.wait_for("handshake done", client=TcpState.ESTABLISHED,
                        server=TcpState.ESTABLISHED)
-    fds = (stage.client.detach(), stage.server.detach())
+    client, server = stage.pair
+    fds = (client.detach(), server.detach())
     opts = {"client_fd": fds[0], "server_fd": fds[1], "mode": mode, "closer": closer,
             "pending": pending}
     try:
@@ -77,6 +79,7 @@ def run_node_scenario(stage: Stage, mode: str, closer: str, pending: int) -> dic
             os.close(fd)   # the child has its own copies; the sockets live while it runs
     try:
         counts = _converse(stage, proc, mode)
+        assert proc.stdin is not None       # stdin=PIPE
         proc.stdin.close()
         try:
             proc.wait(SILENCE)
@@ -91,7 +94,8 @@ def run_node_scenario(stage: Stage, mode: str, closer: str, pending: int) -> dic
     return counts
 
 
-def _converse(stage: Stage, proc: subprocess.Popen, mode: str) -> dict:
+def _converse(stage: Stage, proc: subprocess.Popen[str], mode: str) -> dict:
+    assert proc.stdin is not None       # stdin=PIPE
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
     while True:
@@ -106,7 +110,8 @@ def _converse(stage: Stage, proc: subprocess.Popen, mode: str) -> dict:
         try:
             msg = json.loads(line)
         except json.JSONDecodeError:
-            raise TcptraceError(f"node printed something that is not JSON: {line.strip()[:80]}") from None
+            raise TcptraceError(f"node printed something that is not JSON: "
+                                f"{line.strip()[:80]}") from None
         if msg["type"] == "event":
             stage.rec.event(msg["side"], msg["what"], t=msg["t"])
         elif msg["type"] == "step":

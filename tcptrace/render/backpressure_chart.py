@@ -54,7 +54,7 @@ def layer_series(result: BackpressureResult) -> list[Series]:
     t0, samples = result.t0, result.samples
     hwm = result.verdict.high_water_mark
     app = "node" if result.options.runtime == "node" else "asyncio"
-    window = [(t - t0, w) for t, w in result.window_series]
+    window: list[tuple[float, int | None]] = [(t - t0, w) for t, w in result.window_series]
     if not window:   # no capture: fall back to what ss said the writer saw
         window = [(s.t - t0, s.writer.snd_wnd) for s in samples if s.writer]
     return [
@@ -109,14 +109,18 @@ def strip(values: list[int | None], peak: int, ascii: bool = False) -> str:
     return "".join(chars)
 
 
-def event_lanes(result: BackpressureResult, span: float, width: int) -> dict[str, list]:
-    lanes = {"app": [None] * width, "wire": [None] * width, "reader": [None] * width}
+def event_lanes(result: BackpressureResult, span: float,
+                width: int) -> dict[str, list[str | None]]:
+    """Per lane, per column: the kind of the event shown there (the first in PRIORITY)."""
+    lanes: dict[str, list[str | None]] = {
+        "app": [None] * width, "wire": [None] * width, "reader": [None] * width}
     for e in result.events:
         if e.kind not in MARKERS:
             continue
         lane = lanes[MARKERS[e.kind][2]]
         col = min(max(int((e.t - result.t0) / span * width), 0), width - 1)
-        if lane[col] is None or PRIORITY.index(e.kind) < PRIORITY.index(lane[col]):
+        shown = lane[col]
+        if shown is None or PRIORITY.index(e.kind) < PRIORITY.index(shown):
             lane[col] = e.kind
     return lanes
 

@@ -103,7 +103,10 @@ def raw_from_json(doc: dict):
 
     opts = dict(doc["options"])
     opts["seed"] = opts["seed"].encode()
-    side = (lambda d: SideSample(**d) if d else None)
+
+    def side(d: dict | None) -> SideSample | None:
+        return SideSample(**d) if d else None
+
     raw = RawRun(options=BackpressureOptions(**opts),
                  reader_endpoint=doc["reader_endpoint"], writer_endpoint=doc["writer_endpoint"],
                  capture_drops=doc["capture_drops"], expected_digest=doc["expected_digest"],

@@ -29,7 +29,7 @@ def _step_path(points: list[tuple[float, float]]) -> str:
     if not points:
         return ""
     parts = [f"M{points[0][0]:.1f},{points[0][1]:.1f}"]
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+    for x1, y1 in points[1:]:
         parts.append(f"H{x1:.1f}V{y1:.1f}")
     return " ".join(parts)
 
@@ -40,7 +40,10 @@ def backpressure_svg(result: BackpressureResult, width: int = 960) -> str:
     span = time_span(result)
     plot_w = width - left - right
     height = top + len(series) * (panel_h + gap) + 40 + 16 * len(SHOWN)
-    x = (lambda t: left + max(0.0, min(t, span)) / span * plot_w)
+
+    def x(t: float) -> float:
+        return left + max(0.0, min(t, span)) / span * plot_w
+
     o = result.options
     title = (f"tcptrace backpressure: {o.runtime}, {o.bytes:,} bytes, reader paused "
              f"{o.pause:g} s" + (", backpressure ignored" if o.ignore_backpressure else ""))

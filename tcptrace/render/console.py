@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TextIO, cast
 
 from rich.console import Console
 
@@ -76,7 +76,8 @@ def make_console(stderr: bool = False) -> Console:
     probe = Console(file=stream, highlight=False)
     if probe.is_terminal:
         return Console(file=stream, highlight=False, width=OUTPUT.width or probe.width)
-    return Console(file=_RStripLines(stream), highlight=False, no_color=True,
+    # rich only calls write, flush, isatty and encoding, which _RStripLines has.
+    return Console(file=cast(TextIO, _RStripLines(stream)), highlight=False, no_color=True,
                    width=OUTPUT.width or _piped_width(), force_terminal=False)
 
 

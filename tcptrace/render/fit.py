@@ -20,7 +20,7 @@ from rich.table import Table
 from tcptrace.render.console import ascii_only
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, JustifyMethod
 
 FLEX_MIN = 15           # narrowest a flexible column gets: an IPv4 address
 
@@ -41,7 +41,7 @@ def plain(text: str, ascii: bool) -> str:
 @dataclass
 class Col:
     header: str
-    justify: str = "left"
+    justify: JustifyMethod = "left"
     flex: bool = False      # may wrap and fold anywhere (endpoints, prose)
     drop: int = 0           # 0: always shown; otherwise the highest is left out first
     split: str = ""         # a flexible cell too wide breaks before its last `split`
@@ -117,7 +117,7 @@ def _choose(cols, rows, width: int) -> tuple[list[int], list[int]]:
             # Nothing left to drop: rigid columns at their tightest, flexible ones share
             # what is left (endpoints then break before the port, or fold).
             fixed = [tight for _, tight in sizes]
-            rigid = sum(w for col, w in zip(kept, fixed) if not col.flex)
+            rigid = sum(w for col, w in zip(kept, fixed, strict=True) if not col.flex)
             _share(kept, [(full, 4) for full, _ in sizes], fixed, room - rigid)
         return keep, fixed
 
@@ -133,11 +133,11 @@ def fitted_table(console: Console, cols: Sequence[Col], rows: Sequence[Sequence[
         caption = f"{caption}\n{note}" if caption else note
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
                   box=box.ASCII if ascii_only(console) else box.HEAVY_HEAD)
-    for i, w in zip(keep, fixed):
+    for i, w in zip(keep, fixed, strict=True):
         # fold, never ellipsis: if rich must squeeze further, characters move, none go.
         table.add_column(cols[i].header, justify=cols[i].justify, width=w, overflow="fold")
     for row in rows:
-        table.add_row(*(_broken(row[i], cols[i], w) for i, w in zip(keep, fixed)))
+        table.add_row(*(_broken(row[i], cols[i], w) for i, w in zip(keep, fixed, strict=True)))
     return table
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from typing import IO, TYPE_CHECKING
 
@@ -48,10 +48,10 @@ def verdict_json(verdict: Verdict) -> dict:
 
 
 def connection_json(conn: Connection, views: list[PacketView], verdict: Verdict, *,
-                    observations: list[StateObservation] = (),
-                    events: list[AppEvent] = (), counts: dict | None = None,
-                    transitions: list[Transition] = (),
-                    kernel_events: list[KernelEvent] = ()) -> dict:
+                    observations: Sequence[StateObservation] = (),
+                    events: Sequence[AppEvent] = (), counts: dict | None = None,
+                    transitions: Sequence[Transition] = (),
+                    kernel_events: Sequence[KernelEvent] = ()) -> dict:
     t0 = conn.segments[0].t if conn.segments else 0.0
     out = {"client": conn.client, "server": conn.server,
            "packets": [packet_json(v) for v in views],

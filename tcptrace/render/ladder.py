@@ -12,11 +12,13 @@ cannot put one cell under others, and it cuts or folds a cell it runs out of roo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
+from rich.style import Style
 from rich.text import Text
 
 from tcptrace.annotate import describe_recv_q
@@ -39,7 +41,7 @@ GAP = "  "
 
 # Colours only help; every fact is also in the text (NO_COLOR and pipes lose them).
 _FLAG_STYLE = {"RST": "bold red", "FIN": "bold yellow", "SYN": "bold cyan"}
-_STATE_STYLE = {TcpState.TIME_WAIT: "magenta", TcpState.CLOSED: "dim",
+_STATE_STYLE: dict[str, str] = {TcpState.TIME_WAIT: "magenta", TcpState.CLOSED: "dim",
                 TcpState.ESTABLISHED: "green", TcpState.CLOSE_WAIT: "yellow",
                 TcpState.FIN_WAIT_1: "yellow", TcpState.FIN_WAIT_2: "yellow",
                 TcpState.LAST_ACK: "yellow", TcpState.CLOSING: "yellow"}
@@ -79,7 +81,7 @@ def to_ascii(text: str) -> str:
     return text.translate(_ASCII_TEXT).encode("ascii", "replace").decode("ascii")
 
 
-def text_for(glyphs: Glyphs, text: str, style: str = "") -> Text:
+def text_for(glyphs: Glyphs, text: str, style: str | Style = "") -> Text:
     return Text(to_ascii(text) if glyphs is ASCII else text, style=style)
 
 
@@ -106,7 +108,8 @@ def arrow_lines(view: PacketView, width: int, glyphs: Glyphs = UNICODE) -> list[
     """The arrow, `width` columns, head towards the receiver. A label longer than the
     arrow leaves its later words on lines of their own, under the first."""
     room = max(1, width - 5)            # "─ " + label + " " + fill + head
-    lines, words = [], arrow_words(view)
+    lines: list[str] = []
+    words = arrow_words(view)
     for word in words:
         if lines and len(lines[-1]) + 1 + len(word) <= room:
             lines[-1] += " " + word
@@ -191,7 +194,12 @@ def _packet_row(t: float, view: PacketView) -> Row:
                why, frame, view)
 
 
-def _other_row(t: float, item, final: dict[str, str]) -> Row:
+# What a ladder row can show: a segment, an ss snapshot, a kernel fact, an app call.
+LadderItem = PacketView | StateObservation | AppEvent | Transition | KernelEvent
+
+
+def _other_row(t: float, item: StateObservation | AppEvent | Transition | KernelEvent,
+               final: dict[str, str]) -> Row:
     if isinstance(item, StateObservation):
         detail = _snapshot_detail(item)
         why = Text(f"kernel states after {item.after}" + (f" ({detail})" if detail else ""),
@@ -213,16 +221,17 @@ def _other_row(t: float, item, final: dict[str, str]) -> Row:
     return Row(t, f"{item.side} app", Text(), Text(), Text(item.what, style="dim italic"))
 
 
-def ladder_rows(views: list[PacketView], observations: list[StateObservation] = (),
-                events: list[AppEvent] = (), transitions: list[Transition] = (),
-                kernel_events: list[KernelEvent] = (),
+def ladder_rows(views: list[PacketView], observations: Sequence[StateObservation] = (),
+                events: Sequence[AppEvent] = (), transitions: Sequence[Transition] = (),
+                kernel_events: Sequence[KernelEvent] = (),
                 final: dict[str, str] | None = None) -> list[Row]:
     """Segments, snapshots, kernel facts and application calls on one clock."""
     t0 = views[0].segment.t - views[0].t if views and views[0].segment else 0.0
-    timed: list[tuple[float, int, object]] = [(v.t, 1, v) for v in views]
+    timed: list[tuple[float, int, LadderItem]] = [(v.t, 1, v) for v in views]
     timed += [(o.t - t0, 2, o) for o in observations]
     timed += [(e.t - t0, 0, e) for e in events]
-    timed += [(k.t - t0, 3, k) for k in (*transitions, *kernel_events)]
+    timed += [(k.t - t0, 3, k) for k in transitions]
+    timed += [(k.t - t0, 3, k) for k in kernel_events]
     timed.sort(key=lambda r: (r[0], r[1]))
     return [_packet_row(t, item) if isinstance(item, PacketView)
             else _other_row(t, item, final or {}) for t, _, item in timed]
@@ -383,7 +392,7 @@ def print_wrapped(console: Console, text: str, glyphs: Glyphs, first: str = "",
                       soft_wrap=True)
 
 
-def conclusion_lines(verdict: Verdict, observations: list[StateObservation] = (),
+def conclusion_lines(verdict: Verdict, observations: Sequence[StateObservation] = (),
                      counts: dict | None = None, closer: str = "client") -> list[str]:
     lines = []
     kind = {"fin": "graceful close (FIN from both sides)", "rst": "abortive close (RST)",
@@ -401,7 +410,9 @@ def conclusion_lines(verdict: Verdict, observations: list[StateObservation] = ()
             for side in ("client", "server"):
                 d = obs.details.get(side, {})
                 if d.get("state") == TcpState.TIME_WAIT and "timer" in d:
-                    timer = f" ({side}: timer:(timewait,{d['timer']['expires']},{d['timer']['retrans']}) per ss)"
+                    tw = d["timer"]
+                    timer = (f" ({side}: timer:(timewait,{tw['expires']},{tw['retrans']})"
+                             " per ss)")
                     break
             if timer:
                 break
@@ -425,10 +436,10 @@ def conclusion_lines(verdict: Verdict, observations: list[StateObservation] = ()
 
 
 def render_connection(console: Console, conn: Connection, views: list[PacketView],
-                      verdict: Verdict, observations: list[StateObservation] = (),
-                      events: list[AppEvent] = (), counts: dict | None = None,
-                      transitions: list[Transition] = (),
-                      kernel_events: list[KernelEvent] = (), closer: str = "client",
+                      verdict: Verdict, observations: Sequence[StateObservation] = (),
+                      events: Sequence[AppEvent] = (), counts: dict | None = None,
+                      transitions: Sequence[Transition] = (),
+                      kernel_events: Sequence[KernelEvent] = (), closer: str = "client",
                       legend: bool = True, skipped: int = 0) -> None:
     """The ladder, then how the connection ended, then (unless `legend` is off) what
     the ladder's glyphs and tags mean. `skipped`: segments left out before the first
@@ -443,8 +454,8 @@ def render_connection(console: Console, conn: Connection, views: list[PacketView
     for line in ladder_lines(console, rows):
         console.print(line, soft_wrap=True)
     console.print()
-    for line in conclusion_lines(verdict, observations, counts, closer):
-        print_wrapped(console, line, g, f"{g.bullet} ")
+    for sentence in conclusion_lines(verdict, observations, counts, closer):
+        print_wrapped(console, sentence, g, f"{g.bullet} ")
     if legend and rows:
         console.print()
         print_wrapped(console, "Legend (--no-legend to hide):", g, style="dim")

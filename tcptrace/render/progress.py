@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 # The bar appears at once for a file this big, otherwise once reading has taken SLOW s.
 BIG_FILE = 20 << 20
@@ -25,7 +32,7 @@ class ReadProgress:
         self.console, self.label = console, label
         self.start = time.monotonic()
         self._bar: Progress | None = None
-        self._task = None
+        self._task = TaskID(0)          # the bar's one task, once there is a bar
 
     def __call__(self, done: int, size: int) -> None:
         if self._bar is None:

@@ -175,7 +175,7 @@ class Stepper:
         if self.help:                   # any key closes the help, and does nothing else
             self.help = False
         elif self.typed is not None:
-            self._type(key)
+            self._type(key, self.typed)
         elif key == "?":
             self.help = True
         elif key == ":":
@@ -203,15 +203,15 @@ class Stepper:
         else:
             self.pos = target
 
-    def _type(self, key: str) -> None:
-        """A key while `:N` is typed: digits, Backspace, Enter to go, anything else
-        (Esc) gives up."""
-        if key.isdigit() and len(self.typed) < 12:
-            self.typed += key
-        elif key in ERASE_KEYS and self.typed:
-            self.typed = self.typed[:-1]
-        elif key in ENTER_KEYS and self.typed:
-            self.goto_frame(int(self.typed))
+    def _type(self, key: str, typed: str) -> None:
+        """A key while `:N` is typed (`typed` so far): digits, Backspace, Enter to go,
+        anything else (Esc) gives up."""
+        if key.isdigit() and len(typed) < 12:
+            self.typed = typed + key
+        elif key in ERASE_KEYS and typed:
+            self.typed = typed[:-1]
+        elif key in ENTER_KEYS and typed:
+            self.goto_frame(int(typed))
             self.typed = None
         else:
             self.typed = None
@@ -276,7 +276,7 @@ def big_lines(word: str, scale: int = 1, ascii: bool = False) -> list[str] | Non
         return rows
     if len(rows) % 2:
         rows.append(" " * len(rows[0]))
-    return ["".join(_HALF[a, b] for a, b in zip(rows[r], rows[r + 1]))
+    return ["".join(_HALF[a, b] for a, b in zip(rows[r], rows[r + 1], strict=True))
             for r in range(0, len(rows), 2)]
 
 
@@ -293,7 +293,9 @@ def letter_scale(views: list[PacketView], width: int, height: int,
     is too wide, the states are plain text."""
     pairs = {(v.client_state, v.server_state) for v in views}
     for scale in range(MAX_SCALE, 0, -1):
-        tall = len(big_lines("A", scale, ascii))
+        letter = big_lines("A", scale, ascii)
+        assert letter is not None       # "A" is in the font
+        tall = len(letter)
         side = all(big_width(c, scale) + big_width(s, scale) + 4 <= width for c, s in pairs)
         fits = all(max(big_width(c, scale), big_width(s, scale)) <= width for c, s in pairs)
         rows = 1 + tall if side else 3 + 2 * tall
@@ -366,7 +368,7 @@ def segment_screen(console: Console, conn: Connection, views: list[PacketView],
     if conn.roles_guessed:
         ends.append(plain(f"\nroles guessed: {conn.roles_guessed}", ascii), "yellow")
     parts: list[RenderableType] = [
-        ends, arrow(view, ARROW_WIDTH, glyphs), Text(), _states(*sides, inner), Text(),
+        ends, arrow(view, ARROW_WIDTH, glyphs), Text(), _states(sides[0], sides[1], inner), Text(),
         Text(plain(view.note, ascii), style="bold")]
     if view.tags:
         parts.append(Text(f"[{', '.join(view.tags)}]", style="dim"))
@@ -561,9 +563,11 @@ def waits(views: list[PacketView], speed: float,
     """For each row: (seconds to wait before showing it, the capture's own gap / speed).
     The first is different from the second only when the cap cut it."""
     out = []
-    for prev, view in zip([None] + views[:-1], views):
+    prev: PacketView | None = None
+    for view in views:
         gap = 0.0 if prev is None else max(view.t - prev.t, 0.0) / speed
         out.append((min(gap, cap), gap))
+        prev = view
     return out
 
 
@@ -579,7 +583,7 @@ def play(console: Console, conn: Connection, views: list[PacketView], verdict: V
     rows = ladder_rows(shown)
     layout = plan_layout(rows, console.width, glyphs)
     console.print(header_line(layout))
-    for row, (wait, gap) in zip(rows, waits(views, speed)):
+    for row, (wait, gap) in zip(rows, waits(views, speed), strict=True):
         if wait < gap:
             console.print(Text(" " * layout.arrow_start
                                + plain(f"⋯ {gap * speed:.3f} s in the capture; waiting "
@@ -589,5 +593,5 @@ def play(console: Console, conn: Connection, views: list[PacketView], verdict: V
         for line in row_lines(console, row, layout):
             console.print(line)
     console.print()
-    for line in conclusion_lines(verdict):
-        console.print(plain(f"• {line}", ascii))
+    for sentence in conclusion_lines(verdict):
+        console.print(plain(f"• {sentence}", ascii))

@@ -1,6 +1,7 @@
 """`tcptrace summary` output: CSV for programs, one connection per line written as the
-engine hands it over (JSON Lines are formatted by the engine itself: engine/src/jsonline.rs); rich tables for people, from running totals, so
-memory stays flat however many connections a capture holds."""
+engine hands it over (JSON Lines are formatted by the engine itself:
+engine/src/jsonline.rs); rich tables for people, from running totals, so memory stays flat
+however many connections a capture holds."""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ class Totals:
     def __init__(self, top: int = 10):
         self.top = top
         self.connections = self.packets = self.simultaneous = 0
-        self.first = self.last = None
+        self.first: float | None = None     # capture times: None until a connection
+        self.last: float | None = None
         self.kinds: Counter[tuple[str, str]] = Counter()    # (close, first closer or "")
         self.resets: list[ConnectionSummary] = []           # the first `top` RST closes
         self.reset_count = 0
@@ -133,7 +135,7 @@ class Totals:
         pairs = ((c.zero_windows, srv.zero_windows), (c.window_probes, srv.window_probes),
                  (c.retransmissions, srv.retransmissions))
         row = (s.stream, s.conn.client, s.conn.server, *(a + b for a, b in pairs))
-        for name, (a, b) in zip(FLOW, pairs):
+        for name, (a, b) in zip(FLOW, pairs, strict=True):
             if not a + b:
                 continue
             totals = self.flow[name]
@@ -149,7 +151,8 @@ class Totals:
 def render_tables(console: Console, path: str, totals: Totals) -> None:
     from rich.markup import escape
 
-    span = (totals.last - totals.first) if totals.connections else 0.0
+    span = (totals.last - totals.first
+            if totals.first is not None and totals.last is not None else 0.0)
     name = "standard input" if path == "-" else path
     plural = "" if totals.connections == 1 else "s"
     console.print(f"[bold]{escape(name)}[/]: {totals.connections:,} TCP connection{plural}, "
@@ -216,8 +219,8 @@ def _endpoint_cols() -> list[Col]:
 
 def _resets_table(console: Console, totals: Totals) -> Table:
     more = totals.reset_count - len(totals.resets)
-    cols = [Col("stream", "right"), *_endpoint_cols(), Col("first closer", drop=2), Col("RST from", drop=1), Col("conn_state"),
-            Col("history")]
+    cols = [Col("stream", "right"), *_endpoint_cols(), Col("first closer", drop=2),
+            Col("RST from", drop=1), Col("conn_state"), Col("history")]
     rows = [(str(s.stream), s.conn.client, s.conn.server, s.verdict.first_closer or "-",
              s.verdict.rst_from or "-", s.verdict.conn_state, s.verdict.history)
             for s in totals.resets]

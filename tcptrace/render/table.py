@@ -4,6 +4,7 @@ with several connections and the header above one connection's ladder."""
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
 from rich.console import Console
 from rich.panel import Panel
@@ -122,7 +123,7 @@ def _fit_plain(text: str, shown: list[str], width: int) -> tuple[str, list[str],
     under the client."""
     head = text[:text.find("\n")]
     starts = {name: head.find(name) for name in shown}   # every name is unique in head
-    widths = {a: starts[b] - starts[a] - 2 for a, b in zip(shown, shown[1:])}
+    widths = {a: starts[b] - starts[a] - 2 for a, b in pairwise(shown)}
     widths[shown[-1]] = len(head) - starts[shown[-1]]
     kept, dropped = _drop(widths, width)
     stacked = _span(kept) > width
