@@ -147,44 +147,63 @@ def node_limits(node: str | None = None, timeout: float = 10.0) -> dict | None:
 # --- gathering ---------------------------------------------------------------------------
 
 def gather_buffers(with_node: bool = True) -> BuffersReport:
-    sysctl = {name: read_sysctl(name) for name in SYSCTLS}
-    aio = asyncio_limits()
-    node = node_limits() if with_node else None
-    fresh = fresh_socket_buffers()
-    pair = connected_pair_facts()
-    mtu = int(LO_MTU.read_text().strip())
-    return build_report(sysctl, aio, node, fresh, pair, mtu,
-                        doubled_snd=(65536, set_and_read(socket.SO_SNDBUF, 65536)),
-                        doubled_rcv=(65536, set_and_read(socket.SO_RCVBUF, 65536)),
-                        clamped_snd=(1 << 30, set_and_read(socket.SO_SNDBUF, 1 << 30)))
+    return build_report(Readings(
+        sysctl={name: read_sysctl(name) for name in SYSCTLS},
+        aio=asyncio_limits(),
+        node=node_limits() if with_node else None,
+        fresh=fresh_socket_buffers(),
+        pair=connected_pair_facts(),
+        mtu=int(LO_MTU.read_text().strip()),
+        doubled_snd=(65536, set_and_read(socket.SO_SNDBUF, 65536)),
+        doubled_rcv=(65536, set_and_read(socket.SO_RCVBUF, 65536)),
+        clamped_snd=(1 << 30, set_and_read(socket.SO_SNDBUF, 1 << 30))))
 
 
-def build_report(sysctl, aio, node, fresh, pair, mtu, doubled_snd, doubled_rcv,
-                 clamped_snd) -> BuffersReport:
-    """Pure: the layers, with their explanations, from values already read."""
-    wmem, rmem = ints(sysctl["net.ipv4.tcp_wmem"]), ints(sysctl["net.ipv4.tcp_rmem"])
-    wmem_max, rmem_max = int(sysctl["net.core.wmem_max"]), int(sysctl["net.core.rmem_max"])
-    lowat = int(sysctl["net.ipv4.tcp_notsent_lowat"])
-    moderate = int(sysctl["net.ipv4.tcp_moderate_rcvbuf"])
-    layers = [
-        Layer("app-asyncio", "Application buffer: Python asyncio", [
-            Value("write high-water mark", aio["write_high"],
-                  "transport.get_write_buffer_limits() on a loopback connection"),
-            Value("write low-water mark", aio["write_low"],
-                  "transport.get_write_buffer_limits()"),
-            Value("StreamReader limit", aio["stream_reader_limit"],
-                  "asyncio.open_connection() default (limit=)",
-                  "reading from the socket pauses above 2 x limit unread"),
-        ], felt=("transport.write() never blocks: it copies what the kernel refused into a "
-                 "user-space buffer. Above the high-water mark asyncio calls pause_writing() "
-                 "and `await writer.drain()` blocks until the buffer is below the low-water "
-                 "mark (resume_writing()). A writer that never awaits drain() grows it without "
-                 "limit."),
-            tune=["writer.transport.set_write_buffer_limits(high=..., low=...)",
-                  "asyncio.open_connection(..., limit=...) for the read side"]),
-    ]
+@dataclass
+class Readings:
+    """Every value the report explains, read from this machine beforehand."""
+
+    sysctl: dict[str, str]
+    aio: dict[str, int]                 # asyncio_limits()
+    node: dict | None                   # node_limits(), None without node
+    fresh: dict[str, int]               # fresh_socket_buffers()
+    pair: dict[str, int]                # connected_pair_facts()
+    mtu: int
+    doubled_snd: tuple[int, int]        # (asked, got) for SO_SNDBUF
+    doubled_rcv: tuple[int, int]        # (asked, got) for SO_RCVBUF
+    clamped_snd: tuple[int, int]        # (asked far above wmem_max, got)
+
+
+def build_report(r: Readings) -> BuffersReport:
+    """Pure: the layers, top to bottom, with their explanations."""
+    layers = [_asyncio_layer(r), _node_layer(r), _send_layer(r), _receive_layer(r),
+              _wire_layer(r)]
+    return BuffersReport(layers=layers, sysctl=dict(r.sysctl))
+
+
+def _asyncio_layer(r: Readings) -> Layer:
+    aio = r.aio
+    return Layer("app-asyncio", "Application buffer: Python asyncio", [
+        Value("write high-water mark", aio["write_high"],
+              "transport.get_write_buffer_limits() on a loopback connection"),
+        Value("write low-water mark", aio["write_low"],
+              "transport.get_write_buffer_limits()"),
+        Value("StreamReader limit", aio["stream_reader_limit"],
+              "asyncio.open_connection() default (limit=)",
+              "reading from the socket pauses above 2 x limit unread"),
+    ], felt=("transport.write() never blocks: it copies what the kernel refused into a "
+             "user-space buffer. Above the high-water mark asyncio calls pause_writing() "
+             "and `await writer.drain()` blocks until the buffer is below the low-water "
+             "mark (resume_writing()). A writer that never awaits drain() grows it without "
+             "limit."),
+        tune=["writer.transport.set_write_buffer_limits(high=..., low=...)",
+              "asyncio.open_connection(..., limit=...) for the read side"])
+
+
+def _node_layer(r: Readings) -> Layer:
+    node = r.node
     if node:
-        layers.append(Layer("app-node", f"Application buffer: Node.js {node['version']}", [
+        return Layer("app-node", f"Application buffer: Node.js {node['version']}", [
             Value("writableHighWaterMark", node["writableHighWaterMark"],
                   "new net.Socket().writableHighWaterMark (asked node)"),
             Value("readableHighWaterMark", node["readableHighWaterMark"],
@@ -194,70 +213,82 @@ def build_report(sysctl, aio, node, fresh, pair, mtu, doubled_snd, doubled_rcv,
                  "Ignoring false keeps queueing in the heap."),
             tune=["new net.Socket({writableHighWaterMark: N})",
                   "net.createServer({highWaterMark: N}) for accepted sockets",
-                  "stream.setDefaultHighWaterMark(false, N) (Node >= 19.9)"]))
-    else:
-        layers.append(Layer("app-node", "Application buffer: Node.js", [], felt="",
-                            tune=[], available=False,
-                            why_unavailable="`node` was not found on PATH"))
-    layers += [
-        Layer("send", "Kernel send buffer (writer's socket)", [
-            Value("SO_SNDBUF, fresh socket", fresh["SO_SNDBUF"],
-                  "getsockopt(SO_SNDBUF) on a new TCP socket", "= tcp_wmem default"),
-            Value("SO_SNDBUF, connected on lo", pair["SO_SNDBUF"],
-                  "getsockopt(SO_SNDBUF) right after connect()",
-                  "autotuned from cwnd and MSS, capped by tcp_wmem max"),
-            Value("net.ipv4.tcp_wmem", wmem, "/proc/sys/net/ipv4/tcp_wmem", "min default max"),
-            Value("net.core.wmem_max", wmem_max, "/proc/sys/net/core/wmem_max",
-                  "cap for setsockopt(SO_SNDBUF)"),
-            Value(f"setsockopt(SO_SNDBUF, {doubled_snd[0]})", doubled_snd[1],
-                  "getsockopt after setsockopt", "Linux doubles it (bookkeeping overhead)"),
-            Value(f"setsockopt(SO_SNDBUF, {clamped_snd[0]})", clamped_snd[1],
-                  "getsockopt after setsockopt", "clamped to 2 x wmem_max"),
-            Value("net.ipv4.tcp_notsent_lowat", lowat, "/proc/sys/net/ipv4/tcp_notsent_lowat",
-                  "off" if lowat >= 0xFFFFFFFF else "unsent bytes above this make the socket "
-                  "unwritable"),
-        ], felt=("send()/write() blocks (EAGAIN when non-blocking) once the queued bytes, "
-                 "unsent plus sent-but-unacknowledged (ss Send-Q, skmem w), reach SO_SNDBUF; "
-                 "that is when asyncio or Node start buffering in user space."),
-            tune=["sysctl -w net.ipv4.tcp_wmem='MIN DEFAULT MAX' (autotuning range)",
-                  "setsockopt(SO_SNDBUF, n): kernel keeps 2n, at most 2 x net.core.wmem_max; "
-                  "turns send autotuning off for that socket",
-                  "TCP_NOTSENT_LOWAT / net.ipv4.tcp_notsent_lowat: cap unsent bytes"]),
-        Layer("receive", "Kernel receive buffer (reader's socket)", [
-            Value("SO_RCVBUF, fresh socket", fresh["SO_RCVBUF"],
-                  "getsockopt(SO_RCVBUF) on a new TCP socket", "= tcp_rmem default"),
-            Value("net.ipv4.tcp_rmem", rmem, "/proc/sys/net/ipv4/tcp_rmem", "min default max"),
-            Value("net.core.rmem_max", rmem_max, "/proc/sys/net/core/rmem_max",
-                  "cap for setsockopt(SO_RCVBUF)"),
-            Value(f"setsockopt(SO_RCVBUF, {doubled_rcv[0]})", doubled_rcv[1],
-                  "getsockopt after setsockopt", "doubled, like SO_SNDBUF"),
-            Value("net.ipv4.tcp_moderate_rcvbuf", moderate,
-                  "/proc/sys/net/ipv4/tcp_moderate_rcvbuf",
-                  "receive autotuning on: grows up to tcp_rmem max as the reader reads"
-                  if moderate else "receive autotuning off"),
-            Value("net.ipv4.tcp_adv_win_scale", int(sysctl["net.ipv4.tcp_adv_win_scale"]),
-                  "/proc/sys/net/ipv4/tcp_adv_win_scale",
-                  "share of the buffer kept for overhead (newer kernels measure it per skb)"),
-        ], felt=("Unread bytes (ss Recv-Q, skmem r) fill it; the window the reader advertises "
-                 "shrinks with the free space and reaches 0: the writer stops sending and "
-                 "its persist timer sends zero-window probes until the window reopens."),
-            tune=["sysctl -w net.ipv4.tcp_rmem='MIN DEFAULT MAX' (autotuning range)",
-                  "setsockopt(SO_RCVBUF, n) before listen()/connect(): kernel keeps 2n, at "
-                  "most 2 x net.core.rmem_max; turns receive autotuning off and fixes the "
-                  "window scale",
-                  "sysctl -w net.ipv4.tcp_moderate_rcvbuf=0 turns autotuning off machine-wide"]),
-        Layer("wire", "Wire: loopback interface", [
-            Value("lo MTU", mtu, "/sys/class/net/lo/mtu"),
-            Value("advertised MSS (advmss)", pair["advmss"], "TCP_INFO tcpi_advmss, connected "
-                  "pair", "largest IPv4 packet (65,535) less IP and TCP headers and the 12-byte "
-                  "timestamp option, on lo"),
-            Value("MSS in use (snd_mss)", pair["snd_mss"], "TCP_INFO tcpi_snd_mss",
-                  "Linux caps it at half the largest window the peer advertised"),
-            Value("net.ipv4.tcp_window_scaling", int(sysctl["net.ipv4.tcp_window_scaling"]),
-                  "/proc/sys/net/ipv4/tcp_window_scaling",
-                  "windows above 64 KiB need the scale option on both SYNs"),
-        ], felt=("The window field of every segment carries the reader's free space back to "
-                 "the writer; a 0 there is backpressure on the wire."),
-            tune=["ip link set lo mtu N (changes MSS)"]),
-    ]
-    return BuffersReport(layers=layers, sysctl=dict(sysctl))
+                  "stream.setDefaultHighWaterMark(false, N) (Node >= 19.9)"])
+    return Layer("app-node", "Application buffer: Node.js", [], felt="", tune=[],
+                 available=False, why_unavailable="`node` was not found on PATH")
+
+
+def _send_layer(r: Readings) -> Layer:
+    fresh, pair, doubled_snd, clamped_snd = r.fresh, r.pair, r.doubled_snd, r.clamped_snd
+    wmem, wmem_max = ints(r.sysctl["net.ipv4.tcp_wmem"]), int(r.sysctl["net.core.wmem_max"])
+    lowat = int(r.sysctl["net.ipv4.tcp_notsent_lowat"])
+    return Layer("send", "Kernel send buffer (writer's socket)", [
+        Value("SO_SNDBUF, fresh socket", fresh["SO_SNDBUF"],
+              "getsockopt(SO_SNDBUF) on a new TCP socket", "= tcp_wmem default"),
+        Value("SO_SNDBUF, connected on lo", pair["SO_SNDBUF"],
+              "getsockopt(SO_SNDBUF) right after connect()",
+              "autotuned from cwnd and MSS, capped by tcp_wmem max"),
+        Value("net.ipv4.tcp_wmem", wmem, "/proc/sys/net/ipv4/tcp_wmem", "min default max"),
+        Value("net.core.wmem_max", wmem_max, "/proc/sys/net/core/wmem_max",
+              "cap for setsockopt(SO_SNDBUF)"),
+        Value(f"setsockopt(SO_SNDBUF, {doubled_snd[0]})", doubled_snd[1],
+              "getsockopt after setsockopt", "Linux doubles it (bookkeeping overhead)"),
+        Value(f"setsockopt(SO_SNDBUF, {clamped_snd[0]})", clamped_snd[1],
+              "getsockopt after setsockopt", "clamped to 2 x wmem_max"),
+        Value("net.ipv4.tcp_notsent_lowat", lowat, "/proc/sys/net/ipv4/tcp_notsent_lowat",
+              "off" if lowat >= 0xFFFFFFFF else "unsent bytes above this make the socket "
+              "unwritable"),
+    ], felt=("send()/write() blocks (EAGAIN when non-blocking) once the queued bytes, "
+             "unsent plus sent-but-unacknowledged (ss Send-Q, skmem w), reach SO_SNDBUF; "
+             "that is when asyncio or Node start buffering in user space."),
+        tune=["sysctl -w net.ipv4.tcp_wmem='MIN DEFAULT MAX' (autotuning range)",
+              "setsockopt(SO_SNDBUF, n): kernel keeps 2n, at most 2 x net.core.wmem_max; "
+              "turns send autotuning off for that socket",
+              "TCP_NOTSENT_LOWAT / net.ipv4.tcp_notsent_lowat: cap unsent bytes"])
+
+
+def _receive_layer(r: Readings) -> Layer:
+    fresh, doubled_rcv, sysctl = r.fresh, r.doubled_rcv, r.sysctl
+    rmem, rmem_max = ints(sysctl["net.ipv4.tcp_rmem"]), int(sysctl["net.core.rmem_max"])
+    moderate = int(sysctl["net.ipv4.tcp_moderate_rcvbuf"])
+    return Layer("receive", "Kernel receive buffer (reader's socket)", [
+        Value("SO_RCVBUF, fresh socket", fresh["SO_RCVBUF"],
+              "getsockopt(SO_RCVBUF) on a new TCP socket", "= tcp_rmem default"),
+        Value("net.ipv4.tcp_rmem", rmem, "/proc/sys/net/ipv4/tcp_rmem", "min default max"),
+        Value("net.core.rmem_max", rmem_max, "/proc/sys/net/core/rmem_max",
+              "cap for setsockopt(SO_RCVBUF)"),
+        Value(f"setsockopt(SO_RCVBUF, {doubled_rcv[0]})", doubled_rcv[1],
+              "getsockopt after setsockopt", "doubled, like SO_SNDBUF"),
+        Value("net.ipv4.tcp_moderate_rcvbuf", moderate,
+              "/proc/sys/net/ipv4/tcp_moderate_rcvbuf",
+              "receive autotuning on: grows up to tcp_rmem max as the reader reads"
+              if moderate else "receive autotuning off"),
+        Value("net.ipv4.tcp_adv_win_scale", int(sysctl["net.ipv4.tcp_adv_win_scale"]),
+              "/proc/sys/net/ipv4/tcp_adv_win_scale",
+              "share of the buffer kept for overhead (newer kernels measure it per skb)"),
+    ], felt=("Unread bytes (ss Recv-Q, skmem r) fill it; the window the reader advertises "
+             "shrinks with the free space and reaches 0: the writer stops sending and "
+             "its persist timer sends zero-window probes until the window reopens."),
+        tune=["sysctl -w net.ipv4.tcp_rmem='MIN DEFAULT MAX' (autotuning range)",
+              "setsockopt(SO_RCVBUF, n) before listen()/connect(): kernel keeps 2n, at "
+              "most 2 x net.core.rmem_max; turns receive autotuning off and fixes the "
+              "window scale",
+              "sysctl -w net.ipv4.tcp_moderate_rcvbuf=0 turns autotuning off machine-wide"])
+
+
+def _wire_layer(r: Readings) -> Layer:
+    pair, mtu, sysctl = r.pair, r.mtu, r.sysctl
+    return Layer("wire", "Wire: loopback interface", [
+        Value("lo MTU", mtu, "/sys/class/net/lo/mtu"),
+        Value("advertised MSS (advmss)", pair["advmss"], "TCP_INFO tcpi_advmss, connected "
+              "pair", "largest IPv4 packet (65,535) less IP and TCP headers and the 12-byte "
+              "timestamp option, on lo"),
+        Value("MSS in use (snd_mss)", pair["snd_mss"], "TCP_INFO tcpi_snd_mss",
+              "Linux caps it at half the largest window the peer advertised"),
+        Value("net.ipv4.tcp_window_scaling", int(sysctl["net.ipv4.tcp_window_scaling"]),
+              "/proc/sys/net/ipv4/tcp_window_scaling",
+              "windows above 64 KiB need the scale option on both SYNs"),
+    ], felt=("The window field of every segment carries the reader's free space back to "
+             "the writer; a 0 there is backpressure on the wire."),
+        tune=["ip link set lo mtu N (changes MSS)"])
+
