@@ -33,6 +33,7 @@ from tcptrace.model import (
     Verdict,
 )
 from tcptrace.render.console import ascii_only
+from tcptrace.untrusted import shown
 
 ARROW_WIDTH = 44        # the longest arrow; the stepper draws this one
 MIN_LABEL = 16          # room for "server app ◂" and the centred "┄┄ ss ┄┄" labels
@@ -188,7 +189,7 @@ def _packet_row(t: float, view: PacketView) -> Row:
     if view.tags:
         why.append(f"  [{', '.join(view.tags)}]", style="dim")
     for comment in view.comments:
-        why.append(f"\n  comment: {comment}", style="italic")
+        why.append(f"\n  comment: {shown(comment)}", style="italic")
     frame = str(view.segment.frame) if view.segment and view.segment.frame else ""
     return Row(t, "packet", state_text(view.client_state), state_text(view.server_state),
                why, frame, view)

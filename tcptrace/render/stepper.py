@@ -45,6 +45,7 @@ from tcptrace.render.ladder import (
     to_ascii,
 )
 from tcptrace.render.table import shown_comments
+from tcptrace.untrusted import shown
 
 NEXT_KEYS = frozenset({"\r", "\n", " ", "n", "\x1b[C", "\x1b[B", "\x1bOC", "\x1bOB", "\x1b[6~"})
 BACK_KEYS = frozenset({"b", "p", "\x7f", "\x1b[D", "\x1b[A", "\x1bOD", "\x1bOA", "\x1b[5~"})
@@ -344,9 +345,10 @@ def comment_lines(view: PacketView, ascii: bool = False) -> list[Text]:
         if view.note and comment.startswith(view.note):
             extra = comment[len(view.note):].lstrip(" ;,:—-")
             if extra:
-                out.append(Text(plain(f"pcapng comment adds: {extra}", ascii), "italic"))
+                out.append(Text(plain(f"pcapng comment adds: {shown(extra)}", ascii),
+                                "italic"))
         else:
-            out.append(Text(plain(f"pcapng comment: {comment}", ascii), "italic"))
+            out.append(Text(plain(f"pcapng comment: {shown(comment)}", ascii), "italic"))
     return out
 
 
@@ -579,8 +581,8 @@ def play(console: Console, conn: Connection, views: list[PacketView], verdict: V
     ascii, glyphs = ascii_only(console), glyphs_for(console)
     console.print(f"Playing {len(views)} segments at {speed:g}x the capture's speed "
                   f"(waits capped at {MAX_WAIT:g} s)", style="dim")
-    shown = [replace(v, comments=shown_comments(v)) for v in views]
-    rows = ladder_rows(shown)
+    kept = [replace(v, comments=shown_comments(v)) for v in views]
+    rows = ladder_rows(kept)
     layout = plan_layout(rows, console.width, glyphs)
     console.print(header_line(layout))
     for row, (wait, gap) in zip(rows, waits(views, speed), strict=True):

@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING
 from tcptrace.engine import ConnectionSummary
 from tcptrace.model import format_endpoint
 from tcptrace.render.fit import Col, fitted_table
+from tcptrace.untrusted import shown
 
 if TYPE_CHECKING:   # rich is imported by the table functions only: --json needs none of it
     from rich.console import Console
@@ -153,7 +154,7 @@ def render_tables(console: Console, path: str, totals: Totals) -> None:
 
     span = (totals.last - totals.first
             if totals.first is not None and totals.last is not None else 0.0)
-    name = "standard input" if path == "-" else path
+    name = "standard input" if path == "-" else shown(path)
     plural = "" if totals.connections == 1 else "s"
     console.print(f"[bold]{escape(name)}[/]: {totals.connections:,} TCP connection{plural}, "
                   f"{totals.packets:,} segments over {span:,.1f} s")

@@ -25,6 +25,7 @@ from tcptrace.render.ladder import (
     text_for,
 )
 from tcptrace.replay import Listing
+from tcptrace.untrusted import shown
 
 HEADER = ("stream", "client", "server", "vlan", "segs", "how it closed", "first closer",
           "client final", "server final", "conn_state")
@@ -158,7 +159,7 @@ def _zeek_codes(listing: Listing) -> list[str]:
 
 def render_listing(console: Console, listing: Listing, legend: bool = True) -> None:
     n, g = len(listing.rows), glyphs_for(console)
-    print_wrapped(console, f"tcptrace replay {listing.path}   {n:,} TCP connections", g)
+    print_wrapped(console, f"tcptrace replay {shown(listing.path)}   {n:,} TCP connections", g)
     console.print()
     if n > PLAIN_ROWS:
         console.file.flush()
@@ -173,7 +174,7 @@ def render_listing(console: Console, listing: Listing, legend: bool = True) -> N
     if dropped:
         print_wrapped(console, f"Left out at {console.width} columns: {', '.join(dropped)} "
                       f"(--width {full} shows every column)", g)
-    print_wrapped(console, f"Show one connection's ladder: tcptrace replay {listing.path} "
+    print_wrapped(console, f"Show one connection's ladder: tcptrace replay {shown(listing.path)} "
                   f"--stream N  (N = 0..{n - 1}); --step to walk through it", g)
     if legend and "conn_state" not in dropped:
         console.print()
@@ -185,7 +186,7 @@ def render_listing(console: Console, listing: Listing, legend: bool = True) -> N
 def replay_header(path: str, index: int, count: int, conn: Connection,
                   glyphs: Glyphs = UNICODE) -> Panel:
     where = f"   stream {index} of {count} (0..{count - 1})" if count > 1 else ""
-    lines = [Text.assemble(("tcptrace replay ", "bold"), text_for(glyphs, path, "bold cyan"),
+    lines = [Text.assemble(("tcptrace replay ", "bold"), text_for(glyphs, shown(path), "bold cyan"),
                            where),
              Text(f"client {conn.client}  {glyphs.to}  server {conn.server}"
                   + (f"   VLAN {'.'.join(map(str, conn.vlan))}" if conn.vlan else ""))]
