@@ -4,7 +4,6 @@ are imported inside the commands that need them, so `--help` stays fast."""
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
@@ -154,10 +153,6 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
     else:
         with ReadProgress(err, "reading") as progress:
             listing = rp.list_connections(file, stream or 0, progress)
-        # A listing of a big capture is a million objects that live until exit and make
-        # no cycles: keep the cyclic collector from rescanning them while the table is
-        # laid out (it would double the time).
-        gc.freeze()
         warnings, count = listing.warnings, len(listing.rows)
         if stream is None and count > 1 and (step or speed):
             raise TcptraceError(f"{file} has {count} TCP connections: pick one with "

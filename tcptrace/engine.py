@@ -106,7 +106,6 @@ class ConnectionSummary:
     raw: _engine.Connection     # the engine's record (json_line())
     steps: list[Step] | None = None
     initial: tuple[str, str] = (TcpState.UNKNOWN, TcpState.UNKNOWN)  # before the first segment
-    endpoints: tuple[str, str] = ("", "")   # client and server as text (ip:port)
 
     def json_line(self) -> str:
         """The `tcptrace/1` summary record, one line (formatted by the engine)."""
@@ -136,12 +135,11 @@ def _steps(segment_tuples: list[_engine.SegmentTuple], step_tuples: list[_engine
 
 def summary_of(raw: _engine.Connection) -> ConnectionSummary:
     """A ConnectionSummary from the engine's record."""
-    (stream, (cip, cport, ctext), (sip, sport, stext), vlan, guessed, first, last, packets,
-     verdict, client, server) = raw.fields()
+    (stream, (cip, cport), (sip, sport), vlan, guessed, first, last, packets, verdict,
+     client, server) = raw.fields()
     conn = Connection(cip, cport, sip, sport, [], tuple(vlan), guessed)
     summary = ConnectionSummary(stream, conn, first, last, packets, verdict_of(verdict),
-                                Sent._make(client), Sent._make(server), raw,
-                                endpoints=(ctext, stext))
+                                Sent._make(client), Sent._make(server), raw)
     detail = raw.detail()
     if detail is not None:
         segment_tuples, step_tuples, initial = detail

@@ -146,28 +146,8 @@ impl Connection {
         self.done.stream
     }
     #[getter]
-    fn client(&self) -> (String, u16) {
-        endpoint(self.done.client)
-    }
-    #[getter]
-    fn server(&self) -> (String, u16) {
-        endpoint(self.done.server)
-    }
-    #[getter]
-    fn vlan(&self) -> Vec<u16> {
-        self.done.vlan.clone()
-    }
-    #[getter]
     fn roles_guessed(&self) -> Option<String> {
         self.done.roles_guessed.clone()
-    }
-    #[getter]
-    fn first(&self) -> f64 {
-        self.done.first
-    }
-    #[getter]
-    fn last(&self) -> f64 {
-        self.done.last
     }
     #[getter]
     fn packets(&self) -> u64 {
@@ -179,15 +159,6 @@ impl Connection {
     fn verdict(&self) -> VerdictTuple {
         verdict_tuple(&self.done.verdict)
     }
-    /// (packets, bytes, retransmissions, zero_windows, window_probes) of each side.
-    #[getter]
-    fn client_sent(&self) -> (u64, u64, u64, u64, u64) {
-        sent(self.done.client_sent)
-    }
-    #[getter]
-    fn server_sent(&self) -> (u64, u64, u64, u64, u64) {
-        sent(self.done.server_sent)
-    }
     /// Everything but the detail in one tuple (one call per connection, for listings
     /// of a hundred thousand): (stream, client, server, vlan, roles_guessed, first,
     /// last, packets, verdict, client_sent, server_sent).
@@ -195,8 +166,8 @@ impl Connection {
         let d = &self.done;
         (
             d.stream,
-            (ip_text(d.client.ip), d.client.port, d.client.to_string()),
-            (ip_text(d.server.ip), d.server.port, d.server.to_string()),
+            endpoint(d.client),
+            endpoint(d.server),
             d.vlan.clone(),
             d.roles_guessed.clone(),
             d.first,
@@ -366,8 +337,8 @@ fn thousands(n: u64) -> String {
 
 type Fields = (
     u64,
-    (String, u16, String),
-    (String, u16, String),
+    (String, u16),
+    (String, u16),
     Vec<u16>,
     Option<String>,
     f64,
@@ -593,6 +564,5 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plain_table, m)?)?;
     m.add("CaptureError", m.py().get_type::<CaptureError>())?;
     m.add("TAG_NAMES", TAG_NAMES.to_vec())?;
-    m.add("HOUSEKEEPING", crate::grouping::HOUSEKEEPING)?;
     Ok(())
 }

@@ -32,15 +32,8 @@ impl<R: Read> Scan<R> {
     /// The next connection done with, reading on as needed; None once the input is
     /// exhausted and every connection handed over.
     pub fn next_finished(&mut self) -> Option<Finished> {
-        loop {
-            if let Some(done) = self.scanner.pop() {
-                return Some(done);
-            }
-            if self.ended {
-                return None;
-            }
-            self.step();
-        }
+        let mut unlimited = u64::MAX;
+        self.next_finished_within(&mut unlimited)
     }
 
     /// As `next_finished`, but reading at most `*budget` records (counted down) before
