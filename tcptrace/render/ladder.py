@@ -21,7 +21,7 @@ from rich.panel import Panel
 from rich.style import Style
 from rich.text import Text
 
-from tcptrace.annotate import describe_recv_q
+from tcptrace.ladder_model import KERNEL, SS, LadderRow, timeline
 from tcptrace.model import (
     AppEvent,
     Connection,
@@ -131,43 +131,6 @@ def _ms(t: float) -> str:
     return f"{t * 1000:.3f}"
 
 
-def _snapshot_detail(obs: StateObservation) -> str:
-    parts = []
-    for side in ("client", "server"):
-        d = obs.details.get(side)
-        if not d:
-            continue
-        bits = []
-        if d.get("recv_q"):
-            bits.append(describe_recv_q(d))
-        if d.get("send_q"):
-            bits.append(f"Send-Q {d['send_q']}")
-        if "timer" in d:
-            tm = d["timer"]
-            bits.append(f"timer:({tm['name']},{tm['expires']},{tm['retrans']})")
-        if bits:
-            parts.append(f"{side} " + " ".join(bits))
-    return "; ".join(parts)
-
-
-def _transition_row(item: Transition, final: dict[str, str]) -> tuple[Text, str]:
-    """The kernel's words, with the one place where they need a gloss: the full socket
-    goes FIN-WAIT-2 (or CLOSING) -> CLOSE when the TIME-WAIT mini-socket takes over."""
-    note = f"{item.side}: {item.old} → {item.new} (sock:inet_sock_set_state)"
-    shown = item.new
-    if item.old == TcpState.LISTEN:
-        note += "; the accepted socket is born from the request socket when the ACK arrives"
-    if item.new == TcpState.CLOSED \
-            and item.old in (TcpState.FIN_WAIT_2, TcpState.CLOSING, TcpState.FIN_WAIT_1) \
-            and final.get(item.side) == TcpState.TIME_WAIT:
-        # An orphaned socket is handed over on the ACK of its FIN (ss then shows
-        # FIN-WAIT-2 with a timewait timer), a socket still open on the peer's FIN.
-        note += ("; a timewait mini-socket takes over, which only ss shows (as TIME-WAIT, "
-                 "or FIN-WAIT-2 while an orphaned socket waits for the peer's FIN)")
-        shown = "timewait sock"
-    return Text(note, style="green"), shown
-
-
 @dataclass
 class Row:
     """One ladder row before layout. `kind` says what the middle column draws: a
@@ -195,47 +158,27 @@ def _packet_row(t: float, view: PacketView) -> Row:
                why, frame, view)
 
 
-# What a ladder row can show: a segment, an ss snapshot, a kernel fact, an app call.
-LadderItem = PacketView | StateObservation | AppEvent | Transition | KernelEvent
-
-
-def _other_row(t: float, item: StateObservation | AppEvent | Transition | KernelEvent,
-               final: dict[str, str]) -> Row:
-    if isinstance(item, StateObservation):
-        detail = _snapshot_detail(item)
-        why = Text(f"kernel states after {item.after}" + (f" ({detail})" if detail else ""),
-                   style="blue")
-        return Row(t, "ss", Text(item.client, style="bold " + _STATE_STYLE.get(item.client, "")),
-                   Text(item.server, style="bold " + _STATE_STYLE.get(item.server, "")), why,
-                   label=item.source)
-    if isinstance(item, Transition):
-        note, shown = _transition_row(item, final)
-        client, server = (state_text(shown), Text()) if item.side == "client" \
-            else (Text(), state_text(shown))
-        return Row(t, "kernel", client, server, note)
-    if isinstance(item, KernelEvent):
-        what = ("sends RST" + (f", reason {item.reason}" if item.reason else "")
-                if item.kind == "send_reset" else "receives RST")
-        return Row(t, "kernel", Text(), Text(),
-                   Text(f"{item.side}: {what} (tcp:tcp_{item.kind})", style="green"))
+def _other_row(row: LadderRow) -> Row:
+    if row.kind == SS:
+        return Row(row.t, "ss", Text(row.client, style="bold " + _STATE_STYLE.get(row.client, "")),
+                   Text(row.server, style="bold " + _STATE_STYLE.get(row.server, "")),
+                   Text(row.note, style="blue"), label=row.label)
+    if row.kind == KERNEL:
+        return Row(row.t, "kernel", state_text(row.client), state_text(row.server),
+                   Text(row.note, style="green"))
     # Application calls: a marker on the caller's side of the arrow column.
-    return Row(t, f"{item.side} app", Text(), Text(), Text(item.what, style="dim italic"))
+    return Row(row.t, f"{row.side} app", Text(), Text(), Text(row.note, style="dim italic"))
 
 
 def ladder_rows(views: list[PacketView], observations: Sequence[StateObservation] = (),
                 events: Sequence[AppEvent] = (), transitions: Sequence[Transition] = (),
                 kernel_events: Sequence[KernelEvent] = (),
                 final: dict[str, str] | None = None) -> list[Row]:
-    """Segments, snapshots, kernel facts and application calls on one clock."""
-    t0 = views[0].segment.t - views[0].t if views and views[0].segment else 0.0
-    timed: list[tuple[float, int, LadderItem]] = [(v.t, 1, v) for v in views]
-    timed += [(o.t - t0, 2, o) for o in observations]
-    timed += [(e.t - t0, 0, e) for e in events]
-    timed += [(k.t - t0, 3, k) for k in transitions]
-    timed += [(k.t - t0, 3, k) for k in kernel_events]
-    timed.sort(key=lambda r: (r[0], r[1]))
-    return [_packet_row(t, item) if isinstance(item, PacketView)
-            else _other_row(t, item, final or {}) for t, _, item in timed]
+    """Segments, snapshots, kernel facts and application calls on one clock (the plain
+    rows of ladder_model.timeline, styled for the terminal)."""
+    return [_packet_row(r.t, r.view) if r.view else _other_row(r)
+            for r in timeline(views, observations, events, transitions, kernel_events,
+                              final)]
 
 
 @dataclass
