@@ -53,6 +53,19 @@ def output_options(command):
                              "cannot carry box and arrow characters).")(command)
 
 
+def ladder_export_options(command):
+    """--svg FILE, --svg-states and --html FILE, on the commands that draw one ladder."""
+    command = click.option("--html", type=click.Path(dir_okay=False), metavar="FILE",
+                           help="Write a self-contained HTML page (ladder, segment list, "
+                                "state diagram, step keys; no network).")(command)
+    command = click.option("--svg-states", is_flag=True,
+                           help="With --svg: add the RFC 9293 state diagram with the path "
+                                "each side took.")(command)
+    return click.option("--svg", type=click.Path(dir_okay=False), metavar="FILE",
+                        help="Write the ladder as a standalone SVG picture (for "
+                             "slides).")(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tcptrace")
 def cli() -> None:
@@ -86,14 +99,21 @@ def cli() -> None:
               help="Write the capture: pcapng with each segment's explanation as a "
                    "comment, or classic pcap if FILE ends in .pcap.")
 @click.option("--no-legend", is_flag=True, help="No legend of glyphs and tags under the ladder.")
+@ladder_export_options
 def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kernel: bool,
-          as_json: bool, save: str | None, no_legend: bool) -> None:
+          as_json: bool, save: str | None, no_legend: bool, svg: str | None,
+          svg_states: bool, html: str | None) -> None:
     """Open a real loopback connection, close it, and show the annotated ladder."""
     from tcptrace.live.close_run import run_close
     from tcptrace.render.jsonout import close_json
 
+    _check_exports(svg, svg_states)
     run = run_close(mode, port=port, pending=pending, closer=closer, runtime=runtime,
                     kernel=not no_kernel)
+    if svg or html:
+        from tcptrace.render.ladder_doc import close_doc
+
+        _write_exports(close_doc(run), svg, svg_states, html)
     if save:
         _save_capture(save, run.frames,
                       {v.segment.frame: [v.note] for v in run.views if v.segment})
@@ -125,8 +145,10 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
               help="Show only the close: from 3 segments before the first FIN or RST.")
 @click.option("--no-legend", is_flag=True,
               help="No legend of glyphs, tags and conn_state codes.")
+@ladder_export_options
 def replay(file: str, stream: int | None, as_json: bool, step: bool,
-           speed: float | None, only_close: bool, no_legend: bool) -> None:
+           speed: float | None, only_close: bool, no_legend: bool, svg: str | None,
+           svg_states: bool, html: str | None) -> None:
     """Show how the TCP connections in a pcap/pcapng FILE closed (no privileges needed).
 
     One connection: its annotated ladder. Several: a table; pick one with --stream N.
@@ -144,6 +166,10 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
     if only_close and (as_json or step):
         raise TcptraceError("--close shortens the ladder (and --speed); --json has every "
                             "segment with its frame number, --step jumps with f")
+    _check_exports(svg, svg_states)
+    if (svg or html) and as_json and stream is None:
+        raise TcptraceError("--svg and --html show one connection: with --json, add "
+                            "--stream N")
     if step:
         stepper.require_terminal()      # before reading what may be a big file
     err = make_console(stderr=True)
@@ -157,6 +183,8 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
         if stream is None and count > 1 and (step or speed):
             raise TcptraceError(f"{file} has {count} TCP connections: pick one with "
                                 f"--stream N (0..{count - 1})")
+        if svg or html:
+            _replay_exports(file, listing, stream, svg, svg_states, html)
         if stream is None and count > 1:
             render_listing(make_console(), listing, legend=not no_legend)
         else:
@@ -181,6 +209,51 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
                 render_replay(make_console(), file, index, count, conn, views, verdict,
                               legend=not no_legend, only_close=only_close)
     _warn(warnings)
+
+
+def _check_exports(svg: str | None, svg_states: bool) -> None:
+    if svg_states and not svg:
+        raise TcptraceError("--svg-states adds the state diagram to --svg FILE: give both")
+
+
+def _write_exports(doc, svg: str | None, svg_states: bool, html: str | None) -> None:
+    """The SVG and the page of one ladder (render/ladder_doc.LadderDoc), each file named
+    with its size on stderr (stdout may be JSON)."""
+    from tcptrace.render.html_page import html_page
+    from tcptrace.render.svg_ladder import ladder_svg
+
+    for path, make in ((svg, lambda: ladder_svg(doc.rows, doc.header, doc.comments,
+                                                 states=svg_states)),
+                       (html, lambda: html_page(doc))):
+        if path:
+            text = make()
+            _write_text(path, text)
+            click.echo(f"tcptrace: wrote {path} ({len(text.encode()):,} bytes)", err=True)
+
+
+def _replay_exports(file: str, listing, stream: int | None, svg: str | None,
+                    svg_states: bool, html: str | None) -> None:
+    """--svg/--html of a replay: connection --stream N, the only one, or else the first
+    that closed with a FIN or RST (which may take a second pass over the file)."""
+    from tcptrace import replay as rp
+    from tcptrace.render.ladder_doc import replay_doc
+    from tcptrace.untrusted import shown
+
+    count, index, why = len(listing.rows), stream or 0, ""
+    if stream is None and count > 1:
+        index = rp.first_close(listing)
+        why = (f"--svg/--html show stream {index}, the first of its {count} connections "
+               "that closed with a FIN or RST (--stream N for another)")
+        if listing.kept is None or listing.kept.stream != index:
+            if not os.path.isfile(file):
+                raise TcptraceError(f"{shown(file)} has {count} TCP connections and can be "
+                                    "read only once: pick one with --stream N")
+            listing = rp.list_connections(file, index)
+        click.echo(f"tcptrace: {why}", err=True)
+    kept = rp.kept_stream(listing, index)
+    views, verdict = rp.analyse(kept)
+    _write_exports(replay_doc(file, index, count, kept.conn, views, verdict, why), svg,
+                   svg_states, html)
 
 
 def _warn(warnings: list[str]) -> None:

@@ -95,3 +95,9 @@ def kept_stream(listing: Listing, index: int) -> ConnectionSummary:
 def analyse(summary: ConnectionSummary) -> tuple[list[PacketView], Verdict]:
     """A kept connection's ladder rows and its verdict."""
     return relative_views(summary.conn, summary.initial, summary.steps or []), summary.verdict
+
+
+def first_close(listing: Listing) -> int:
+    """The stream an export of a capture with several connections shows when none is
+    asked for: the first (in order of appearance) that a FIN or RST closed, else 0."""
+    return next((row.index for row in listing.rows if row.verdict.close in ("fin", "rst")), 0)

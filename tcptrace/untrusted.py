@@ -58,3 +58,31 @@ def shown(text: str, limit: int = LIMIT) -> str:
     if not all(_safe(ch) for ch in text):
         text = "".join(ch if _safe(ch) else _escape(ch) for ch in text)
     return text + f"… [cut: {cut:,} characters]" if cut else text
+
+
+# -- markup: the SVG and HTML exports -------------------------------------------------------
+# Characters XML 1.0 forbids even as references (besides the C0 controls `shown` already
+# escapes): the noncharacters U+FFFE and U+FFFF. An SVG holding one is not well-formed.
+_NOT_XML = str.maketrans({0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"})
+_MARKUP = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                         "'": "&#x27;"})
+
+
+def markup(text: str, limit: int = LIMIT) -> str:
+    """`text` (from a capture file) as the character data or attribute value of an SVG
+    or HTML document: `shown` first (so the page shows the same visible escapes as the
+    terminal), then `& < > " '` as references. It can never open or close an element,
+    an attribute, a comment or a CDATA section."""
+    return shown(text, limit).translate(_NOT_XML).translate(_MARKUP)
+
+
+_SCRIPT_JSON = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def script_json(text: str) -> str:
+    """JSON text made safe to embed in `<script type="application/json">`: with `<`,
+    `>` and `&` as \\u escapes it cannot hold `</script>` nor `<!--`, and the line and
+    paragraph separators are escaped too (older JavaScript parsers end a string on
+    them). The page reads it with JSON.parse, which turns them back."""
+    return text.translate(_SCRIPT_JSON)
