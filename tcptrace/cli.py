@@ -453,6 +453,28 @@ def buffers(as_json: bool) -> None:
     render_buffers(report, make_console())
 
 
+@cli.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False), metavar="DIR")
+@click.option("--out", required=True, type=click.Path(file_okay=False), metavar="OUT",
+              help="The folder to write the site into (created if needed).")
+def site(directory: str, out: str) -> None:
+    """Publish a folder of captures (the workshop library) as a static site.
+
+    One self-contained page per capture (as replay --html), a copy of each capture, and
+    OUT/index.html built from DIR/README.md. Opens offline; copy OUT anywhere.
+    """
+    from pathlib import Path
+
+    from tcptrace.render.site import publish
+
+    done = publish(Path(directory), Path(out))
+    warnings = [w for p in done for w in p.warnings]
+    pages = sum(1 for p in done if p.page)
+    click.echo(f"tcptrace: wrote {pages} page{'s' if pages != 1 else ''} and "
+               f"{os.path.join(out, 'index.html')}", err=True)
+    _warn(warnings)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

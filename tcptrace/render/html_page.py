@@ -18,7 +18,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from importlib import resources
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from tcptrace.ladder_model import PACKET, LadderRow, segment_steps
@@ -41,8 +43,10 @@ def _hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-def policy(css: str, script: str) -> str:
-    return (f"default-src 'none'; style-src {_hash(css)}; script-src {_hash(script)}; "
+def policy(css: str, script: str | None) -> str:
+    """Our one stylesheet and our one script (none: no script at all), nothing else."""
+    scripts = _hash(script) if script is not None else "'none'"
+    return (f"default-src 'none'; style-src {_hash(css)}; script-src {scripts}; "
             "img-src 'none'; base-uri 'none'; form-action 'none'")
 
 
@@ -108,8 +112,11 @@ def _panel(doc: LadderDoc) -> str:
             f'{lists}{state_diagram_svg(doc.rows, interactive=True)}</aside>')
 
 
-def html_page(doc: LadderDoc) -> str:
+def html_page(doc: LadderDoc, links: Sequence[tuple[str, str]] = ()) -> str:
+    """The page; `links`: (relative URL, words) for its header, e.g. the site's index."""
     css, script = asset("page.css"), asset("page.js")
+    nav = "".join(f'<a href="{markup(quote(href))}">{escape(words)}</a> '
+                  for href, words in links)
     h = doc.header
     data = script_json(json.dumps(page_data(doc), ensure_ascii=False, separators=(",", ":")))
     lines = "".join(f"<p>{markup(line)}</p>" for line in doc.lines)
@@ -120,7 +127,7 @@ def html_page(doc: LadderDoc) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{policy(css, script)}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{markup(h.title)}</title>\n<style>{css}</style></head>\n"
-        f'<body><header><h1>{markup(h.title)}</h1>'
+        f'<body><header><nav>{nav}</nav><h1>{markup(h.title)}</h1>'
         f"<p>client {escape(h.client)} → server {escape(h.server)}</p>{lines}"
         f'<ul class="conclusion">{conclusion}</ul>'
         '<div class="toolbar"><button id="projector" type="button" aria-pressed="false">'
