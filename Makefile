@@ -8,6 +8,9 @@ APT    := DEBIAN_FRONTEND=noninteractive apt-get
 # the workshop stepper in a real terminal.
 TOOL_DEBS := iproute2
 TEST_DEBS := tshark tcpdump tmux
+# The HTML and SVG exports' tests: chromium and its driver load the pages as a user
+# would (Selenium drives them), rsvg-convert renders an SVG ladder to PNG.
+PAGE_DEBS := chromium chromium-driver librsvg2-bin fonts-dejavu-core
 
 .PHONY: setup test-deps run test bench fuzz clean
 
@@ -28,6 +31,8 @@ $(STAMP): pyproject.toml $(ENGINE)
 test-deps: setup
 	@missing=""; for c in tshark tcpdump tmux; do command -v $$c >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq $(TEST_DEBS) >/dev/null; fi
+	@missing=""; for c in chromium chromedriver rsvg-convert; do command -v $$c >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq $(PAGE_DEBS) >/dev/null; fi
 
 run: setup
 	$(VENV)/bin/tcptrace close --mode end

@@ -37,6 +37,7 @@ CLIENT_X, SERVER_X = 400, 960   # lifelines
 NOTE_X = 1200                   # explanations start here
 NOTE_CHARS = 58                 # characters per explanation line at NOTE_SIZE
 COMMENT_LIMIT = 300             # a pcapng comment is cut here in the picture
+MARK_CHARS = 60                 # without notes, a mark's words between the lifelines
 WIDTH = 1860
 TOP = 190                       # first row
 LINE = 23                       # one line of explanation
@@ -162,6 +163,10 @@ def _row(row: LadderRow, index: int, y: int, lines: list[str],
             if row.kind != SS:
                 shown_states[side] = state
     style = "" if row.kind == PACKET else ' font-style="italic"'
+    if not lines and row.kind in (APP, KERNEL):     # no notes column: a short label
+        short = row.note if len(row.note) <= MARK_CHARS else row.note[:MARK_CHARS - 1] + "…"
+        out.append(f'<text x="{(CLIENT_X + SERVER_X) / 2}" y="{y + 25}" text-anchor="middle" '
+                   f'font-size="15" fill="{colour}"{style}>{escape(short)}</text>')
     for n, line in enumerate(lines):
         out.append(f'<text x="{NOTE_X}" y="{y + 26 + n * LINE}" font-size="{NOTE_SIZE}" '
                    f'fill="{colour}"{style}>{line}</text>')

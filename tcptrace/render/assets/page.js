@@ -57,9 +57,18 @@
     light("server", s.server);
     document.body.dataset.selected = String(i);
     if (scroll) {
-      segs[i].scrollIntoView({ block: "nearest" });
-      rows[i].scrollIntoView({ block: "nearest" });
+      reveal($("ladder"), segs[i]);
+      reveal($("segments"), rows[i]);
     }
+  }
+
+  // Scroll `box` (not the window: the panel stays where the reader looks) to show `el`.
+  function reveal(box, el) {
+    const b = box.getBoundingClientRect(), r = el.getBoundingClientRect();
+    const head = box.querySelector("thead");
+    const top = b.top + (head ? head.getBoundingClientRect().height : 0);
+    if (r.top < top) box.scrollTop += r.top - top - 8;
+    else if (r.bottom > b.bottom) box.scrollTop += r.bottom - b.bottom + 8;
   }
 
   function closing(from, step) {
