@@ -23,3 +23,16 @@ transcript summary               summary ../shared/captures-real/zeek_http_206_e
 transcript backpressure          backpressure --pause 2
 transcript buffers               buffers
 transcript claims                claims
+
+# Pictures: an SVG ladder rendered to PNG by rsvg-convert, and a workshop page (at its
+# RST, segment 8) as headless Chromium shows it.
+"$tcptrace" replay captures/close-end.pcapng --svg examples/ladder-close-end.svg --svg-states >/dev/null
+rsvg-convert examples/ladder-close-end.svg -o examples/ladder-close-end.png
+"$tcptrace" replay captures/close-unread.pcapng --html examples/page-close-unread.html >/dev/null
+profile=$(mktemp -d)
+chromium --headless --no-sandbox --disable-gpu --disable-background-networking --no-first-run \
+    --user-data-dir="$profile" --window-size=1400,1250 --hide-scrollbars \
+    --screenshot="$PWD/examples/page-close-unread.png" \
+    "file://$PWD/examples/page-close-unread.html#8" 2>/dev/null
+rm -rf "$profile"
+echo examples/ladder-close-end.png examples/page-close-unread.png

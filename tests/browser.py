@@ -47,9 +47,9 @@ class Browser:
         self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         self.page = ""
 
-    def open(self, path: Path) -> None:
+    def open(self, path: Path, fragment: str = "") -> None:
         self.page = path.resolve().as_uri()
-        self.driver.get(self.page)
+        self.driver.get(self.page + (f"#{fragment}" if fragment else ""))
 
     def js(self, script: str, *args):
         return self.driver.execute_script(script, *args)

@@ -98,7 +98,8 @@ def test_step_keys_light_the_ladders_states_row_by_row(browser, tmp_path):
 def test_f_jumps_to_each_fin_or_rst_and_a_click_selects(browser, tmp_path):
     capture = PROJECT_CAPTURES / "close-end.pcapng"
     packets = packets_of(capture)
-    browser.open(write_page(tmp_path, capture))
+    page = write_page(tmp_path, capture)
+    browser.open(page)
     closes = [i for i, p in enumerate(packets) if {"FIN", "RST"} & set(p["flags"])]
     assert len(closes) >= 2
     for i in closes:
@@ -112,7 +113,10 @@ def test_f_jumps_to_each_fin_or_rst_and_a_click_selects(browser, tmp_path):
     arrow = browser.driver.find_element("css selector", 'svg.ladder .seg[data-i="2"] rect.hit')
     arrow.click()
     assert_selected(browser, 2, packets[2])
+    assert browser.js("return location.hash") == "#3"        # a link to this segment
     assert_clean(browser)
+    browser.open(page, fragment="5")
+    assert_selected(browser, 4, packets[4])
 
 
 def test_keyboard_only_projector_and_the_policy(browser, tmp_path):

@@ -160,3 +160,13 @@ def test_several_connections_export_the_first_close(tmp_path):
     expected = next(c for c in conns if c["stream"] == first)
     assert len(segment_groups(ET.parse(out).getroot())) == len(expected["packets"])
     assert f"stream {first} of {len(conns)}" in text_of(ET.parse(out).getroot())
+
+
+def test_markup_and_script_json_cannot_break_out():
+    from tcptrace.untrusted import markup, script_json
+
+    assert markup("\ufffe<a href='x'>&\x1b") == "\\ufffe&lt;a href=&#x27;x&#x27;&gt;&amp;\\x1b"
+    raw = json.dumps({"c": "</script><!-- \u2028\u2029 &amp;"}, ensure_ascii=False)
+    safe = script_json(raw)
+    assert not set("<>&\u2028\u2029") & set(safe)
+    assert json.loads(safe) == json.loads(raw)

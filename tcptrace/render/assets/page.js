@@ -56,6 +56,7 @@
     light("client", s.client);
     light("server", s.server);
     document.body.dataset.selected = String(i);
+    history.replaceState(null, "", "#" + (i + 1));   // a link to this segment
     if (scroll) {
       reveal($("ladder"), segs[i]);
       reveal($("segments"), rows[i]);
@@ -112,6 +113,14 @@
   $("projector").addEventListener("click", toggleProjector);
   $("print").addEventListener("click", () => window.print());
 
-  select(0, false);
+  // page.html#8 opens at segment 8 (and a typed #N jumps there).
+  function linked() {
+    const n = /^#(\d+)$/.exec(location.hash);
+    return n ? Number(n[1]) - 1 : null;
+  }
+  window.addEventListener("hashchange", () => {
+    if (linked() !== null) select(linked(), true);
+  });
+  select(linked() ?? 0, linked() !== null);
   document.documentElement.dataset.ready = String(Math.round(performance.now()));
 })();
