@@ -239,20 +239,21 @@ def _replay_exports(file: str, listing, stream: int | None, svg: str | None,
     from tcptrace.render.ladder_doc import replay_doc
     from tcptrace.untrusted import shown
 
-    count, index, why = len(listing.rows), stream or 0, ""
-    if stream is None and count > 1:
+    count, index = len(listing.rows), stream or 0
+    picked = stream is None and count > 1
+    if picked:
         index = rp.first_close(listing)
-        why = (f"--svg/--html show stream {index}, the first of its {count} connections "
-               "that closed with a FIN or RST (--stream N for another)")
         if listing.kept is None or listing.kept.stream != index:
             if not os.path.isfile(file):
                 raise TcptraceError(f"{shown(file)} has {count} TCP connections and can be "
                                     "read only once: pick one with --stream N")
             listing = rp.list_connections(file, index)
-        click.echo(f"tcptrace: {why}", err=True)
+        click.echo(f"tcptrace: --svg/--html show stream {index}, the first of its {count} "
+                   "connections that closed with a FIN or RST (--stream N for another)",
+                   err=True)
     kept = rp.kept_stream(listing, index)
     views, verdict = rp.analyse(kept)
-    _write_exports(replay_doc(file, index, count, kept.conn, views, verdict, why), svg,
+    _write_exports(replay_doc(file, index, count, kept.conn, views, verdict, picked), svg,
                    svg_states, html)
 
 

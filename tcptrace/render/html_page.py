@@ -23,7 +23,7 @@ from importlib import resources
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-from tcptrace.ladder_model import PACKET, LadderRow, segment_steps
+from tcptrace.ladder_model import APP, KERNEL, PACKET, SS, LadderRow, segment_steps
 from tcptrace.render.ladder import TAG_MEANINGS
 from tcptrace.render.ladder_doc import LadderDoc
 from tcptrace.render.state_diagram import state_diagram_svg
@@ -51,9 +51,9 @@ def policy(css: str, script: str | None) -> str:
 
 
 def _around(row: LadderRow) -> str:
-    what = {"ss": "ss", "kernel": "kernel", "app": f"{row.side} app"}[row.kind]
+    what = {SS: "ss", KERNEL: "kernel", APP: f"{row.side} app"}[row.kind]
     states = ""
-    if row.kind == "ss":
+    if row.kind == SS:
         states = f" client {row.client}, server {row.server};"
     return f"{row.t * 1000:.3f} ms  {what}:{states} {row.note}"
 

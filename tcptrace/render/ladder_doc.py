@@ -29,16 +29,17 @@ def _comments(rows: list[LadderRow]) -> list[tuple[str, ...]]:
 
 
 def replay_doc(path: str, index: int, count: int, conn: Connection,
-               views: list[PacketView], verdict: Verdict, why: str = "") -> LadderDoc:
-    """A replayed connection; `why`: how this stream was picked, when the file has
-    several."""
+               views: list[PacketView], verdict: Verdict, picked: bool = False) -> LadderDoc:
+    """A replayed connection; `picked`: the stream was not asked for, but chosen as the
+    first that closed (replay.first_close)."""
     rows = timeline(views)
     where = f", stream {index} of {count} (0..{count - 1})" if count > 1 else ""
     title = f"tcptrace replay {shown(os.path.basename(path))}{where}"
     lines = [f"file: {shown(path)}", "States inferred from the segments, as seen from a "
              "capture point next to both ends"]
-    if why:
-        lines.append(why)
+    if picked:
+        lines.append(f"Stream {index} of {count}: the first connection that closed with a "
+                     "FIN or RST (replay --stream N --html FILE for another)")
     if conn.vlan:
         lines.append(f"VLAN {'.'.join(map(str, conn.vlan))}")
     if conn.roles_guessed:

@@ -59,9 +59,7 @@ def _publish_one(capture: Path, out: Path) -> Published:
         listing = rp.list_connections(capture, index)
     kept = rp.kept_stream(listing, index)
     views, verdict = rp.analyse(kept)
-    why = (f"stream {index} of {count}: the first connection that closed with a FIN or RST"
-           if count > 1 else "")
-    doc = replay_doc(str(capture), index, count, kept.conn, views, verdict, why)
+    doc = replay_doc(str(capture), index, count, kept.conn, views, verdict, count > 1)
     done.page = capture.name + ".html"
     try:
         shutil.copyfile(capture, out / capture.name)
@@ -71,9 +69,10 @@ def _publish_one(capture: Path, out: Path) -> Published:
     write_text(out / done.page, html_page(doc, links=(("index.html", "all captures"),
                                                        (capture.name, "the capture file"))))
     first = f", first closer {verdict.first_closer}" if verdict.first_closer else ""
+    where = f" (stream {index} of {count})" if count > 1 else ""
     done.summary = (f"{CLOSES.get(verdict.close, verdict.close)}{first}; final: client "
                     f"{verdict.final['client']}, server {verdict.final['server']}; "
-                    f"{len(views):,} segments" + (f" (stream {index} of {count})" if why else ""))
+                    f"{len(views):,} segments{where}")
     done.warnings = [f"{capture.name}: {w}" for w in listing.warnings]
     return done
 

@@ -26,6 +26,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from tcptrace.ladder_model import APP, KERNEL, PACKET, SS, LadderRow
 from tcptrace.model import PacketView
+from tcptrace.render.ladder import arrow_words
 from tcptrace.render.state_diagram import HEIGHT as DIAGRAM_H
 from tcptrace.render.state_diagram import WIDTH as DIAGRAM_W
 from tcptrace.render.state_diagram import state_diagram_svg
@@ -58,9 +59,8 @@ def state_colour(state: str) -> str:
 
 
 def arrow_label(view: PacketView) -> str:
-    """The words on the arrow: flags, then the relative numbers (as the terminal's)."""
-    words = ["+".join(view.flags) or "(no flags)", f"seq={view.seq}", f"ack={view.ack}"]
-    return " ".join(words + ([f"len={view.length}"] if view.length else []))
+    """The words on the arrow: flags, then the relative numbers (the terminal's words)."""
+    return " ".join(arrow_words(view))
 
 
 @dataclass(frozen=True)
