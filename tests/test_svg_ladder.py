@@ -170,3 +170,24 @@ def test_markup_and_script_json_cannot_break_out():
     safe = script_json(raw)
     assert not set("<>&\u2028\u2029") & set(safe)
     assert json.loads(safe) == json.loads(raw)
+
+
+def test_megabyte_comments_are_cut_in_both_exports(tmp_path):
+    """16 comments of 65,535 characters on one segment (about 1 MB): the SVG shows each
+    cut to a few lines, the page each cut as the terminal does, and both stay small."""
+    from test_untrusted import BIG, BIG_COUNT
+
+    from tcptrace.pcapwrite import write_capture
+
+    comments: list[list[str]] = [[] for _ in range(7)]
+    comments[3] = [chr(ord("a") + i) * BIG for i in range(BIG_COUNT)]
+    capture = tmp_path / "big.pcapng"
+    write_capture(capture, connection_frames(), comments)
+    svg, page = tmp_path / "big.svg", tmp_path / "big.html"
+    result = run_tcptrace("replay", capture, "--svg", svg, "--html", page)
+    assert result.code == 0, result.err
+    text = text_of(ET.parse(svg).getroot())
+    assert text.count(f"[cut: {BIG - 300:,} characters]") == BIG_COUNT
+    html = page.read_text()
+    assert html.count(f"[cut: {BIG - 4096:,} characters]") == 2 * BIG_COUNT  # list, data
+    assert svg.stat().st_size < 100_000 and page.stat().st_size < 400_000
