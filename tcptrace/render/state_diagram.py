@@ -122,10 +122,14 @@ def _border(a: StateBox, b: StateBox, offset: float) -> tuple[float, float, floa
 def _edge(e: Edge) -> str:
     x1, y1, x2, y2 = _border(BY_KEY[e.source], BY_KEY[e.target], 0)
     mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+    anchor = "start"
+    if y1 == y2 and abs(x2 - x1) < 80:      # too short to hold its words: under the boxes
+        mx, my, anchor = mx - 4, my + BOX_H / 2 + 17, "middle"
     return (f'<g class="rfc-edge"><title>{escape(e.label)}</title>'
             f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" stroke="#9ca3af" '
             f'stroke-width="1.5" marker-end="url(#sd-head)"/>'
-            f'<text x="{mx + 4:.0f}" y="{my - 3:.0f}" font-size="11" fill="#6b7280" '
+            f'<text x="{mx + 4:.0f}" y="{my - 3:.0f}" text-anchor="{anchor}" font-size="11" '
+            f'fill="#6b7280" '
             f'stroke="white" stroke-width="3" paint-order="stroke">'
             f'{escape(e.label)}</text></g>')
 
