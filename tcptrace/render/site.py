@@ -20,12 +20,11 @@ from urllib.parse import quote
 from tcptrace import replay as rp
 from tcptrace.errors import TcptraceError
 from tcptrace.render.html_page import asset, html_page, policy
+from tcptrace.render.ladder import conclusion_lines
 from tcptrace.render.ladder_doc import replay_doc
 from tcptrace.untrusted import markup, shown
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng")
-CLOSES = {"fin": "graceful (FIN)", "rst": "abortive (RST)", "refused": "refused",
-          "half-closed": "half-closed", "unanswered": "unanswered", "open": "still open"}
 
 
 @dataclass
@@ -68,11 +67,10 @@ def _publish_one(capture: Path, out: Path) -> Published:
                             f"{exc.strerror}") from None
     write_text(out / done.page, html_page(doc, links=(("index.html", "all captures"),
                                                        (capture.name, "the capture file"))))
-    first = f", first closer {verdict.first_closer}" if verdict.first_closer else ""
-    where = f" (stream {index} of {count})" if count > 1 else ""
-    done.summary = (f"{CLOSES.get(verdict.close, verdict.close)}{first}; final: client "
-                    f"{verdict.final['client']}, server {verdict.final['server']}; "
-                    f"{len(views):,} segments{where}")
+    where = f", stream {index} of {count}" if count > 1 else ""
+    how = conclusion_lines(verdict)[0].removeprefix("How it ended: ")
+    done.summary = (f"{how}; final: client {verdict.final['client']}, server "
+                    f"{verdict.final['server']} ({len(views):,} segments{where})")
     done.warnings = [f"{capture.name}: {w}" for w in listing.warnings]
     return done
 
@@ -83,12 +81,12 @@ def publish(source: Path, out: Path) -> list[Published]:
                       if p.suffix in CAPTURE_SUFFIXES and p.is_file())
     if not captures:
         raise TcptraceError(f"{shown(str(source))} holds no .pcap or .pcapng file")
+    if out.resolve() == source.resolve():
+        raise TcptraceError("--out must be another folder than the captures' own")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TcptraceError(f"cannot create {shown(str(out))}: {exc.strerror}") from None
-    if out.resolve() == source.resolve():
-        raise TcptraceError("--out must be another folder than the captures' own")
     done = [_publish_one(c, out) for c in captures]
     readme = source / "README.md"
     text = readme.read_text("utf-8", errors="replace") if readme.is_file() else ""

@@ -55,7 +55,6 @@
     list("p-comments", s.comments);
     light("client", s.client);
     light("server", s.server);
-    document.body.dataset.selected = String(i);
     history.replaceState(null, "", "#" + (i + 1));   // a link to this segment
     if (scroll) {
       reveal($("ladder"), segs[i]);
