@@ -65,9 +65,16 @@ def cli() -> None:
     """
 
 
+# Nobody closes on purpose, or the close has a twist (tcptrace/live/ending_modes.py,
+# vanish.py).
+ENDING_MODES = ("kill", "kill-unread", "linger", "linger-in-time", "unsent", "tw-reuse",
+                "vanish", "vanish-keepalive", "vanish-return")
+ALL_CLOSE_MODES = CLOSE_MODES + ENDING_MODES
+
+
 @cli.command()
 @output_options
-@click.option("--mode", type=click.Choice(CLOSE_MODES), default="end", show_default=True,
+@click.option("--mode", type=click.Choice(ALL_CLOSE_MODES), default="end", show_default=True,
               help="end: shutdown(SHUT_WR). close: plain close(). destroy/reset: SO_LINGER "
                    "{on,0} + close(). unread: close() with unread data. half-close: data "
                    "keeps flowing after a FIN. simultaneous: both sides at once.")
@@ -86,14 +93,16 @@ def cli() -> None:
               help="Write the capture: pcapng with each segment's explanation as a "
                    "comment, or classic pcap if FILE ends in .pcap.")
 @click.option("--no-legend", is_flag=True, help="No legend of glyphs and tags under the ladder.")
+@click.option("--ipv6", is_flag=True,
+              help="IPv6: server ::1, client ::2, in a network namespace of the run's own.")
 def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kernel: bool,
-          as_json: bool, save: str | None, no_legend: bool) -> None:
+          as_json: bool, save: str | None, no_legend: bool, ipv6: bool) -> None:
     """Open a real loopback connection, close it, and show the annotated ladder."""
     from tcptrace.live.close_run import run_close
     from tcptrace.render.jsonout import close_json
 
     run = run_close(mode, port=port, pending=pending, closer=closer, runtime=runtime,
-                    kernel=not no_kernel)
+                    kernel=not no_kernel, ipv6=ipv6)
     if save:
         _save_capture(save, run.frames,
                       {v.segment.frame: [v.note] for v in run.views if v.segment})

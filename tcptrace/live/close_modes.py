@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tcptrace.errors import TcptraceError
 from tcptrace.live.loopback import Stage
@@ -35,6 +36,8 @@ class Mode:
     node: str           # the Node.js call that does the same
     run: Callable[[Roles, int], dict]
     retries: int = 1    # simultaneous close is retried until the FINs cross
+    closer: str | None = None   # who closes, when the mode decides (a vanishing server)
+    stage: Callable[..., Any] | None = None   # a run of its own (namespaces), else loopback
 
 
 class Roles:
@@ -294,3 +297,13 @@ MODES = {m.name: m for m in (
 
 # Modes where "who closes" has no meaning: both sides close at once.
 SYMMETRIC = {"simultaneous"}
+
+
+def _register_more() -> None:
+    """Modes kept in modules of their own (one concept each), in the same table."""
+    from tcptrace.live import ending_modes
+
+    MODES.update((m.name, m) for m in ending_modes.MODES)
+
+
+_register_more()

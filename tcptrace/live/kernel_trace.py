@@ -37,6 +37,7 @@ RST_REASONS = {
     "TCP_STATE": "abort: SO_LINGER {on, 0} close, or a socket torn down",
     "TCP_ABORT_ON_LINGER": "an orphaned FIN-WAIT-2 socket timed out (TCP_LINGER2)",
     "NO_SOCKET": "no socket for this segment",
+    "TCP_KEEPALIVE_TIMEOUT": "keepalive probes unanswered",
 }
 
 _LINE = re.compile(r"\s(\d+\.\d+):\s+(\w+):\s+(.*)$")
@@ -55,8 +56,10 @@ def parse_trace(text: str, client: tuple[str, int], server: tuple[str, int],
         t = float(m.group(1)) + clock_offset
         name, fields = m.group(2), dict(_KV.findall(m.group(3)))
         if name == "inet_sock_set_state" or name == "tcp_receive_reset":
-            local = (fields.get("saddr", ""), int(fields.get("sport", 0)))
-            peer = (fields.get("daddr", ""), int(fields.get("dport", 0)))
+            # An IPv6 socket's addresses are in saddrv6/daddrv6 (saddr is then 0.0.0.0).
+            v6 = "v6" if fields.get("family") == "AF_INET6" else ""
+            local = (fields.get("saddr" + v6, ""), int(fields.get("sport", 0)))
+            peer = (fields.get("daddr" + v6, ""), int(fields.get("dport", 0)))
         elif name == "tcp_send_reset":
             local, peer = _split(fields.get("src", "")), _split(fields.get("dest", ""))
         else:

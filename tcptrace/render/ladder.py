@@ -497,6 +497,16 @@ def render_close(console: Console, run, legend: bool = True) -> None:
     render_connection(console, run.connection, run.views, run.verdict, run.observations,
                       run.events, run.bytes, run.transitions, run.kernel_events, run.closer,
                       legend)
+    for later in getattr(run, "later", ()):
+        console.print()
+        print_wrapped(console, f"A new connection on the same 4-tuple: client "
+                      f"{later.connection.client}  {g.to}  server {later.connection.server}",
+                      g, style="bold")
+        render_connection(console, later.connection, later.views, later.verdict,
+                          later.observations, later.events, None, later.transitions,
+                          later.kernel_events, run.closer, legend=False)
+    for finding in getattr(run, "findings", ()):
+        print_wrapped(console, finding, g, f"{g.bullet} ")
     if run.drops:
         print_wrapped(console, f"warning: the kernel dropped {run.drops} frame(s) of this "
                       "capture (buffer full): the ladder may miss segments", g, style="red")
