@@ -7,12 +7,15 @@ APT    := DEBIAN_FRONTEND=noninteractive apt-get
 # independent witnesses the tests compare our capture and replay against; tmux drives
 # the workshop stepper in a real terminal.
 TOOL_DEBS := iproute2
+# nftables: `close --mode vanish*` drops a "powered-off" host's traffic with nft rules.
+NFT_DEBS := nftables
 TEST_DEBS := tshark tcpdump tmux
 
 .PHONY: setup test-deps run test bench fuzz clean
 
 setup: $(STAMP)
 	@command -v ss >/dev/null || { $(APT) update -qq && $(APT) install -y -qq $(TOOL_DEBS); }
+	@command -v nft >/dev/null || { $(APT) update -qq && $(APT) install -y -qq $(NFT_DEBS); }
 
 # The engine (engine/, Rust) is built into the package by maturin, in release mode, as
 # tcptrace._engine: editing a .rs file rebuilds it on the next make.

@@ -301,9 +301,9 @@ SYMMETRIC = {"simultaneous"}
 
 def _register_more() -> None:
     """Modes kept in modules of their own (one concept each), in the same table."""
-    from tcptrace.live import ending_modes
+    from tcptrace.live import ending_modes, vanish
 
-    MODES.update((m.name, m) for m in ending_modes.MODES)
+    MODES.update((m.name, m) for m in (*ending_modes.MODES, *vanish.MODES))
 
 
 _register_more()

@@ -1,0 +1,331 @@
+"""A vanished host: the server lives in a network namespace of the run's own, joined to
+the client's namespace by a veth pair, and "loses power": nftables inside its namespace
+drops all its traffic, so it sends nothing and hears nothing, as a host without power.
+
+    vanish            the client writes: retransmissions with backoff (the RTO of each
+                      from `ss -i`), then ETIMEDOUT from TCP_USER_TIMEOUT
+    vanish-keepalive  the client is idle: keepalive probes (SO_KEEPALIVE with short
+                      TCP_KEEPIDLE/INTVL/CNT), then ETIMEDOUT
+    vanish-return     the host comes back without the connection (its socket discarded
+                      without a segment, TCP_REPAIR, as a reboot loses it): the client's
+                      next retransmission is answered by an RST
+
+Both namespaces are anonymous (see `netns`): they, the veth pair and the rules vanish
+with the run's last socket, also on Ctrl-C, an error or a SIGKILL. The capture is taken
+on the client's veth end: what the client's wire saw.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+from contextlib import ExitStack
+
+from tcptrace.errors import TcptraceError
+from tcptrace.live import ss
+from tcptrace.live.close_modes import GREETING, Mode, Roles, open_connection
+from tcptrace.live.kernel_trace import KernelTrace
+from tcptrace.live.loopback import Recorder, Stage
+from tcptrace.live.netns import NetNamespace
+from tcptrace.model import TcpState, format_endpoint
+
+CLIENT_VETH, SERVER_VETH = "tcptrace-c", "tcptrace-s"
+# Documentation prefixes (RFC 5737, RFC 3849): never anyone's real address.
+ADDRESSES = {False: ("192.0.2.1", "192.0.2.2", 24), True: ("2001:db8::1", "2001:db8::2", 64)}
+USER_TIMEOUT_MS = 3000
+KEEPIDLE, KEEPINTVL, KEEPCNT = 1, 1, 3
+RETURN_AFTER = 2            # vanish-return: retransmissions before the host is back
+POLL = 0.02                 # seconds between `ss` polls while the client waits
+TCP_REPAIR = 19             # linux/tcp.h; Python's socket module lacks it
+RTO_MIN, RTO_MAX = 0.2, 120.0   # TCP_RTO_MIN and TCP_RTO_MAX (include/net/tcp.h)
+
+# nftables: everything in and out of the server's namespace dropped ("power off").
+POWER_OFF = """table inet tcptrace_power {
+  chain in { type filter hook input priority 0; policy drop; }
+  chain out { type filter hook output priority 0; policy drop; }
+}
+"""
+
+
+class VethStage(Stage):
+    """The Stage of a vanish run: the client socket in one namespace, the listening
+    server in another, the two joined by a veth pair with documentation addresses."""
+
+    def __init__(self, port: int = 0, ipv6: bool = False):
+        server_ip, client_ip, prefix = ADDRESSES[ipv6]
+        self.server_ip, self.client_ip = server_ip, client_ip
+        self.server: socket.socket | None = None
+        self._stack = ExitStack()
+        try:
+            self.client_ns = self._stack.enter_context(NetNamespace())
+            self.server_ns = self._stack.enter_context(NetNamespace())
+            self._link(prefix)
+            family = socket.AF_INET6 if ipv6 else socket.AF_INET
+            with self.server_ns.entered():
+                self.listener = socket.socket(family, socket.SOCK_STREAM)
+            with self.client_ns.entered():
+                self.client = socket.socket(family, socket.SOCK_STREAM)
+            self.listener.bind((server_ip, port))
+            self.listener.listen(1)
+            self.client.bind((client_ip, 0))
+        except BaseException:
+            self.close()
+            raise
+        self.server_port = self.listener.getsockname()[1]
+        self.client_port = self.client.getsockname()[1]
+        self.rec = Recorder(client=format_endpoint(client_ip, self.client_port),
+                            server=format_endpoint(server_ip, self.server_port),
+                            ports=[self.server_port], run_ss=self.run_ss)
+
+    def _link(self, prefix: int) -> None:
+        server_ns = f"/proc/{os.getpid()}/fd/{self.server_ns.fd}"
+        self.client_ns.run("ip", "link", "add", CLIENT_VETH, "type", "veth", "peer", "name",
+                           SERVER_VETH, "netns", server_ns)
+        for ns, dev, addr in ((self.client_ns, CLIENT_VETH, self.client_ip),
+                              (self.server_ns, SERVER_VETH, self.server_ip)):
+            # nodad: an IPv6 address is usable at once, not after duplicate detection
+            ns.run("ip", "addr", "add", f"{addr}/{prefix}", "dev", dev,
+                   *(["nodad"] if ":" in addr else []))
+            ns.run("ip", "link", "set", dev, "up")
+
+    def run_ss(self, ports: list[int]) -> list[ss.SocketLine]:
+        """`ss` in both namespaces: each side's socket is only visible in its own."""
+        lines = []
+        for ns in (self.client_ns, self.server_ns):
+            with ns.entered():
+                lines += ss.run_ss(ports)
+        return lines
+
+    def power(self, on: bool) -> None:
+        if on:
+            self.server_ns.run("nft", "delete", "table", "inet", "tcptrace_power")
+        else:
+            with self.server_ns.entered():
+                _nft(POWER_OFF)
+
+    def close(self) -> None:
+        for name in ("client", "server", "listener"):   # those made before any failure
+            sock = getattr(self, name, None)
+            if sock is not None:
+                sock.close()
+        self._stack.close()
+
+
+def _nft(ruleset: str) -> None:
+    import subprocess
+
+    try:
+        proc = subprocess.run(["nft", "-f", "-"], input=ruleset, capture_output=True,
+                              text=True)
+    except FileNotFoundError:
+        raise TcptraceError("`nft` was not found: install nftables "
+                            "(apt-get install nftables)") from None
+    if proc.returncode != 0:
+        raise TcptraceError(f"nft failed: {proc.stderr.strip().splitlines()[:1]}")
+
+
+def run_vanish_stage(scenario: Mode, port: int, pending: int, closer: str, runtime: str,
+                     kernel: bool, ipv6: bool):
+    """One vanish run: namespaces, capture on the client's veth, trace, scenario."""
+    from tcptrace.live.capture import LoopbackCapture  # imports scapy: only when capturing
+    from tcptrace.live.close_run import _NoTrace, finish_run
+
+    if runtime != "python":
+        raise TcptraceError(f"--mode {scenario.name} runs in the python runtime only: the "
+                            "host vanishes, not a call; Node's sockets would see the same")
+    with VethStage(port, ipv6) as stage:
+        ports = [stage.server_port]
+        with ExitStack() as stack:
+            with stage.client_ns.entered():
+                cap = stack.enter_context(LoopbackCapture(set(ports), CLIENT_VETH,
+                                                          outgoing=True))
+            trace = stack.enter_context(KernelTrace(ports) if kernel else _NoTrace())
+            open_connection(stage)
+            counts = scenario.run(Roles(stage, closer), pending)
+    return finish_run(scenario, runtime, closer, pending, stage, cap, trace, counts)
+
+
+# --- the scenarios -----------------------------------------------------------------------
+
+def _power_off(r: Roles) -> None:
+    r.rec.event("server", "the host loses power: nftables in its namespace drops every "
+                          "packet in and out; its socket is still ESTABLISHED, silent")
+    r.stage.power(on=False)
+
+
+def _wait_for_error(r: Roles, until_retrans: int | None = None) -> tuple[str, float, list]:
+    """Poll the client's socket and `ss` until a socket error (or, with `until_retrans`,
+    until that many retransmission timeouts): (error name or "", when, [(timeouts, rto
+    ms, retransmissions in all)])."""
+    client = r.sock("client")
+    client.setblocking(False)
+    seen: list[tuple[int, str, float]] = []
+    last = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([client], [], [], POLL)
+        if ready:
+            try:
+                client.recv(1)
+            except OSError as exc:
+                t = time.time()
+                from tcptrace.live.ending_modes import _errname
+
+                return _errname(exc), t, seen
+        obs = r.rec.snapshot("poll")
+        r.rec.observations.pop()    # kept only when something changed (below)
+        timer = obs.details.get("client", {}).get("timer", {})
+        count = timer.get("retrans", 0)
+        if count > last:
+            last = count
+            if timer.get("name") == "keepalive":
+                obs.after = f"keepalive probe {count} unanswered"
+            else:
+                line = ss.find_socket(r.stage.run_ss(r.rec.ports), r.rec.client,
+                                      r.rec.server)
+                rto = line.info.get("rto", "?") if line else "?"
+                total = line.info.get("retrans", "/?").partition("/")[2] if line else "?"
+                seen.append((count, rto, total))
+                obs.after = f"retransmission {count}; next in rto {rto} ms (ss -i)"
+            r.rec.observations.append(obs)
+            if until_retrans is not None and count >= until_retrans:
+                return "", obs.t, seen
+    raise TcptraceError("the client saw no error within 30 s of the host vanishing")
+
+
+def _retries_model(retries: int) -> float:
+    """Seconds until ETIMEDOUT after `retries` retransmissions, as the kernel computes
+    it (tcp_model_timeout, net/ipv4/tcp_timer.c): RTO from TCP_RTO_MIN doubling up to
+    TCP_RTO_MAX."""
+    thresh = int(RTO_MAX / RTO_MIN).bit_length() - 1       # ilog2(600) = 9
+    if retries <= thresh:
+        return ((2 << retries) - 1) * RTO_MIN
+    return ((2 << thresh) - 1) * RTO_MIN + (retries - thresh) * RTO_MAX
+
+
+def _sysctl(name: str) -> int:
+    with open("/proc/sys/net/ipv4/" + name) as f:
+        return int(f.read().split()[0])
+
+
+def _rto_findings(seen: list) -> list[str]:
+    if not seen:
+        return ["ss saw no retransmission timer running"]
+    out = ["the RTO after each retransmission timeout, from ss -i: " + ", ".join(
+        f"#{n} {rto} ms" for n, rto, _ in seen) + " (doubling: exponential backoff)"]
+    count, _, total = seen[-1]
+    if total.isdigit() and int(total) > count:
+        out.append(f"ss -i counts {total} retransmissions in all (retrans:) but {count} "
+                   "timeouts: the others were tail loss probes (RFC 8985), sent before "
+                   "the first timeout")
+    return out
+
+
+def run_vanish(r: Roles, pending: int) -> dict:
+    """The server vanishes; the client writes, retransmits with backoff, and gives up
+    after TCP_USER_TIMEOUT with ETIMEDOUT: no FIN, no RST, from either side."""
+    client = r.sock("client")
+    r.call("client", f"setsockopt(TCP_USER_TIMEOUT, {USER_TIMEOUT_MS} ms)", client.setsockopt,
+           socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
+    _power_off(r)
+    started = time.time()
+    r.call("client", f"write({len(GREETING)} bytes) to the vanished host", client.send,
+           GREETING)
+    error, t, seen = _wait_for_error(r)
+    r.rec.event("client", f"read() failed: {error}, {t - started:.2f} s after the write", t=t)
+    r.rec.wait_for("the client gave up", client=TcpState.CLOSED, server=TcpState.ESTABLISHED)
+    retries = _sysctl("tcp_retries2")
+    default = _retries_model(retries)
+    return {"written": 0, "delivered": 0, "findings": [
+        f"the client got {error} {t - started:.2f} s after its write "
+        f"(TCP_USER_TIMEOUT {USER_TIMEOUT_MS} ms); the server never knew",
+        *_rto_findings(seen),
+        f"without TCP_USER_TIMEOUT: net.ipv4.tcp_retries2 = {retries} here, so the kernel "
+        f"gives up after about {default:,.1f} s ({default / 60:.1f} min) of retransmissions",
+    ]}
+
+
+def run_vanish_keepalive(r: Roles, pending: int) -> dict:
+    """The server vanishes while the client is idle: keepalive probes, unanswered, then
+    ETIMEDOUT."""
+    client = r.sock("client")
+    for opt, name, value in ((socket.SOL_SOCKET, "SO_KEEPALIVE", 1),
+                             (socket.IPPROTO_TCP, "TCP_KEEPIDLE", KEEPIDLE),
+                             (socket.IPPROTO_TCP, "TCP_KEEPINTVL", KEEPINTVL),
+                             (socket.IPPROTO_TCP, "TCP_KEEPCNT", KEEPCNT)):
+        client.setsockopt(opt, getattr(socket, name), value)
+    r.rec.event("client", f"setsockopt: SO_KEEPALIVE on, TCP_KEEPIDLE {KEEPIDLE} s, "
+                          f"TCP_KEEPINTVL {KEEPINTVL} s, TCP_KEEPCNT {KEEPCNT}")
+    _power_off(r)
+    started = time.time()
+    r.rec.event("client", "idle: waits in read()")
+    error, t, _ = _wait_for_error(r)
+    r.rec.event("client", f"read() failed: {error}, {t - started:.2f} s after the host "
+                          "vanished", t=t)
+    r.rec.wait_for("the client gave up", client=TcpState.CLOSED, server=TcpState.ESTABLISHED)
+    idle, intvl, probes = (_sysctl(n) for n in ("tcp_keepalive_time", "tcp_keepalive_intvl",
+                                                 "tcp_keepalive_probes"))
+    default = idle + intvl * probes
+    return {"written": 0, "delivered": 0, "findings": [
+        f"the client got {error} {t - started:.2f} s after the host vanished (keepalive "
+        f"{KEEPIDLE} s idle + {KEEPCNT} probes x {KEEPINTVL} s)",
+        f"with this machine's defaults (SO_KEEPALIVE on, nothing else set): "
+        f"net.ipv4.tcp_keepalive_time = {idle} s, tcp_keepalive_intvl = {intvl} s, "
+        f"tcp_keepalive_probes = {probes}: {default:,} s ({default / 3600:.1f} h) before "
+        "a dead peer is noticed; without SO_KEEPALIVE, never (an idle socket sends nothing)",
+    ]}
+
+
+def run_vanish_return(r: Roles, pending: int) -> dict:
+    """The server vanishes, the client's write is retransmitted; the host comes back
+    without the connection: the next retransmission is answered by an RST."""
+    client, server = r.sock("client"), r.sock("server")
+    _power_off(r)
+    started = time.time()
+    r.call("client", f"write({len(GREETING)} bytes) to the vanished host", client.send,
+           GREETING)
+    _, _, seen = _wait_for_error(r, until_retrans=RETURN_AFTER)
+    # TCP_REPAIR: close() then discards the socket without a FIN or RST, as a reboot
+    # discards all state (needs CAP_NET_ADMIN).
+    server.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
+    r.call("server", "the host reboots: its socket is discarded without a segment "
+                     "(setsockopt(TCP_REPAIR) then close())", server.close)
+    r.stage.power(on=True)
+    r.rec.event("server", "the host is back: nftables rules removed; no socket for the "
+                          "old connection")
+    client.setblocking(True)
+    client.settimeout(30)
+    try:
+        client.recv(1)
+        error = "no error"
+    except OSError as exc:
+        from tcptrace.live.ending_modes import _errname
+
+        error = _errname(exc)
+    t = time.time()
+    r.rec.event("client", f"read() failed: {error}, {t - started:.2f} s after the write", t=t)
+    r.rec.wait_for("the client got the RST", client=TcpState.CLOSED, server=TcpState.CLOSED)
+    return {"written": 0, "delivered": 0, "findings": [
+        f"the client got {error} {t - started:.2f} s after its write: the returned host's "
+        "kernel has no socket for the segment and answers with an RST (RFC 9293 3.5.2, "
+        "a half-open connection)",
+        *_rto_findings(seen),
+    ]}
+
+
+MODES = (
+    Mode("vanish", "the server's host loses power (nftables drops all its traffic); the "
+         f"client writes and retransmits until TCP_USER_TIMEOUT ({USER_TIMEOUT_MS} ms)",
+         "socket.setTimeout() does not do this; TCP_USER_TIMEOUT is not in net",
+         run_vanish, closer="server", stage=run_vanish_stage),
+    Mode("vanish-keepalive", "the server's host loses power while the client is idle; "
+         f"keepalive (idle {KEEPIDLE} s, {KEEPCNT} probes {KEEPINTVL} s apart) notices",
+         f"socket.setKeepAlive(true, {KEEPIDLE * 1000}) (count and interval: system "
+         "defaults)", run_vanish_keepalive, closer="server", stage=run_vanish_stage),
+    Mode("vanish-return", "the server's host loses power, then comes back without the "
+         "connection; the client's next retransmission meets an RST",
+         "the same in Node: the RST surfaces as 'error' ECONNRESET", run_vanish_return,
+         closer="server", stage=run_vanish_stage),
+)
