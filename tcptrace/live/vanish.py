@@ -105,6 +105,9 @@ class VethStage(Stage):
             with self.server_ns.entered():
                 _nft(POWER_OFF)
 
+    def __enter__(self) -> VethStage:
+        return self
+
     def close(self) -> None:
         for name in ("client", "server", "listener"):   # those made before any failure
             sock = getattr(self, name, None)
@@ -149,10 +152,15 @@ def run_vanish_stage(scenario: Mode, port: int, pending: int, closer: str, runti
 
 # --- the scenarios -----------------------------------------------------------------------
 
+def _veth(r: Roles) -> VethStage:
+    assert isinstance(r.stage, VethStage), "a vanish mode runs on a VethStage"
+    return r.stage
+
+
 def _power_off(r: Roles) -> None:
     r.rec.event("server", "the host loses power: nftables in its namespace drops every "
                           "packet in and out; its socket is still ESTABLISHED, silent")
-    r.stage.power(on=False)
+    _veth(r).power(on=False)
 
 
 def _wait_for_error(r: Roles, until_retrans: int | None = None) -> tuple[str, float, list]:
@@ -161,7 +169,7 @@ def _wait_for_error(r: Roles, until_retrans: int | None = None) -> tuple[str, fl
     ms, retransmissions in all)])."""
     client = r.sock("client")
     client.setblocking(False)
-    seen: list[tuple[int, str, float]] = []
+    seen: list[tuple[int, str, str]] = []
     last = 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -183,7 +191,7 @@ def _wait_for_error(r: Roles, until_retrans: int | None = None) -> tuple[str, fl
             if timer.get("name") == "keepalive":
                 obs.after = f"keepalive probe {count} unanswered"
             else:
-                line = ss.find_socket(r.stage.run_ss(r.rec.ports), r.rec.client,
+                line = ss.find_socket(_veth(r).run_ss(r.rec.ports), r.rec.client,
                                       r.rec.server)
                 rto = line.info.get("rto", "?") if line else "?"
                 total = line.info.get("retrans", "/?").partition("/")[2] if line else "?"
@@ -292,7 +300,7 @@ def run_vanish_return(r: Roles, pending: int) -> dict:
     server.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)
     r.call("server", "the host reboots: its socket is discarded without a segment "
                      "(setsockopt(TCP_REPAIR) then close())", server.close)
-    r.stage.power(on=True)
+    _veth(r).power(on=True)
     r.rec.event("server", "the host is back: nftables rules removed; no socket for the "
                           "old connection")
     client.setblocking(True)
