@@ -340,3 +340,14 @@ _JUDGES: dict[str, Callable[..., Claim]] = {
     FIRST_CLOSER_TIME_WAIT: _first_closer_time_wait,
     RST_MEANS_CRASH: _rst_means_crash,
 }
+
+
+def _register_more() -> None:
+    """Claims kept in modules of their own, judged the same way."""
+    from tcptrace import ending_claims
+
+    REQUIRED_RUNS.update(ending_claims.REQUIRED_RUNS)
+    _JUDGES.update(ending_claims.JUDGES)
+
+
+_register_more()

@@ -89,6 +89,7 @@ class CloseRun:
     # Facts of the run that are no segment, state or event: timings, errors, sysctls.
     findings: list[str] = field(default_factory=list)
     later: list[LaterConnection] = field(default_factory=list)   # same 4-tuple, reused
+    facts: dict = field(default_factory=dict)   # the findings' numbers, for claims and JSON
     frames: list[tuple[float, builtins.bytes]] = field(repr=False, default_factory=list)
 
     @property
@@ -151,6 +152,7 @@ def finish_run(scenario: Mode, runtime: str, closer: str, pending: int, stage, c
     rec = stage.rec
     client, server = (stage.client_ip, stage.client_port), (stage.server_ip, stage.server_port)
     findings, cut = counts.pop("findings", []), counts.pop("second_from", None)
+    facts = counts.pop("facts", {})
     frames, later = split_reuse(cap.frames, cut)
     conn, steps, initial, verdict = analyse_frames(frames, client, server)
     transitions, kernel_events = trace.results(client, server)
@@ -170,7 +172,7 @@ def finish_run(scenario: Mode, runtime: str, closer: str, pending: int, stage, c
     return CloseRun(scenario, runtime, closer, pending, conn, views, verdict,
                     observations, events, counts, transitions, kernel_events,
                     trace.why, drops=cap.drops, frames=cap.frames,
-                    ipv6=":" in stage.server_ip, findings=findings, later=later)
+                    ipv6=":" in stage.server_ip, findings=findings, later=later, facts=facts)
 
 
 def _drive(stage: Stage, scenario: Mode, pending: int, closer: str, runtime: str) -> dict:

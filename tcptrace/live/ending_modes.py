@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 
+from tcptrace.buffers import read_sysctl
 from tcptrace.errors import TcptraceError
 from tcptrace.live.close_modes import (
     CHUNK,
@@ -114,7 +115,7 @@ def _reader(r: Roles, after: float, got: list[int], chunk: int = CHUNK,
             try:
                 data = sock.recv(chunk)
             except OSError as exc:
-                name = _errname(exc)
+                name = errname(exc)
                 r.rec.event(r.peer, f"read {got[0]:,} bytes, then {name}")
                 return
             if not data:
@@ -164,7 +165,7 @@ def run_linger(r: Roles, pending: int) -> dict:
     r.call(r.peer, "close()", r.sock(r.peer).close)
     r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
     return {"written": written, "delivered": got[0], "findings": findings,
-            "close_blocked": round(took, 3)}
+            "facts": {"close_blocked_s": round(took, 3), "linger_s": LINGER_SECONDS}}
 
 
 def run_linger_in_time(r: Roles, pending: int) -> dict:
@@ -180,7 +181,7 @@ def run_linger_in_time(r: Roles, pending: int) -> dict:
     r.call(r.peer, "close()", r.sock(r.peer).close)
     r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
     return {"written": written, "delivered": got[0], "findings": findings,
-            "close_blocked": round(took, 3)}
+            "facts": {"close_blocked_s": round(took, 3), "linger_s": LINGER_SECONDS}}
 
 
 def run_unsent(r: Roles, pending: int) -> dict:
@@ -231,22 +232,25 @@ def run_time_wait_reuse(r: Roles, pending: int) -> dict:
         findings = [
             f"the TIME-WAIT is the client's own: its kernel lets a connect() from a port "
             f"bound with bind() reuse the 4-tuple when the old connection used TCP "
-            f"timestamps (net.ipv4.tcp_timestamps = {_sysctl('net/ipv4/tcp_timestamps')} "
+            f"timestamps (net.ipv4.tcp_timestamps = {read_sysctl('net.ipv4.tcp_timestamps')} "
             f"here), whatever net.ipv4.tcp_tw_reuse says "
-            f"({_sysctl('net/ipv4/tcp_tw_reuse')} here: 0 off, 1 on, 2 loopback only; it "
+            f"({read_sysctl('net.ipv4.tcp_tw_reuse')} here: 0 off, 1 on, 2 loopback only; it "
             "governs connect() picking an ephemeral port that is in TIME-WAIT)"]
     else:
         findings = [
             "the TIME-WAIT is the server's: a SYN arriving at a TIME-WAIT socket starts a "
             "new connection when its sequence number or timestamp is newer than the old "
             "connection's (RFC 6191); net.ipv4.tcp_tw_reuse is a client-side setting "
-            f"({_sysctl('net/ipv4/tcp_tw_reuse')} here) and plays no part"]
+            f"({read_sysctl('net.ipv4.tcp_tw_reuse')} here) and plays no part"]
     second_from = time.time()
-    findings += _reconnect(r, stage)
-    return {"written": 0, "delivered": 0, "findings": findings, "second_from": second_from}
+    facts = {"tcp_tw_reuse": int(read_sysctl("net.ipv4.tcp_tw_reuse")),
+             "tcp_timestamps": int(read_sysctl("net.ipv4.tcp_timestamps"))}
+    findings += _reconnect(r, stage, facts)
+    return {"written": 0, "delivered": 0, "findings": findings, "second_from": second_from,
+            "facts": facts}
 
 
-def _reconnect(r: Roles, stage) -> list[str]:
+def _reconnect(r: Roles, stage, facts: dict) -> list[str]:
     """A second connection on the same 4-tuple, while the first is in TIME-WAIT."""
     family = socket.AF_INET6 if ":" in stage.client_ip else socket.AF_INET
     client = (stage.client_ip, stage.client_port)
@@ -255,11 +259,13 @@ def _reconnect(r: Roles, stage) -> list[str]:
     plain = socket.socket(family, socket.SOCK_STREAM)
     try:
         plain.bind(client)
+        facts["bind_without_reuseaddr"] = "ok"
         findings.append(f"bind({where}) without SO_REUSEADDR succeeded")
     except OSError as exc:
-        findings.append(f"bind({where}) without SO_REUSEADDR: {_errname(exc)}")
+        facts["bind_without_reuseaddr"] = errname(exc)
+        findings.append(f"bind({where}) without SO_REUSEADDR: {errname(exc)}")
         r.rec.event("client", f"new socket: bind({where}) without SO_REUSEADDR failed: "
-                              f"{_errname(exc)}")
+                              f"{errname(exc)}")
     finally:
         plain.close()
     # The first listener was closed after its accept(): a server that listens again
@@ -275,7 +281,9 @@ def _reconnect(r: Roles, stage) -> list[str]:
         again.bind(client)
         r.rec.event("client", f"new socket: setsockopt(SO_REUSEADDR); bind({where}) "
                               "succeeded")
-        return [*findings, _connect_again(r, stage, again, listener)]
+        outcome = _connect_again(r, stage, again, listener)
+        facts["connect"] = "ok" if "succeeded" in outcome else outcome.rpartition(": ")[2]
+        return [*findings, outcome]
     finally:
         listener.close()
         again.close()
@@ -288,7 +296,7 @@ def _connect_again(r: Roles, stage, again: socket.socket, listener: socket.socke
     try:
         again.connect((stage.server_ip, stage.server_port))
     except OSError as exc:
-        name = _errname(exc)
+        name = errname(exc)
         r.rec.event("client", f"connect() failed: {name}")
         return f"connect() on the TIME-WAIT 4-tuple failed: {name}"
     took = time.time() - started
@@ -306,7 +314,7 @@ def _connect_again(r: Roles, stage, again: socket.socket, listener: socket.socke
             "the new SYN was answered by a SYN+ACK; the TIME-WAIT socket gave way")
 
 
-def _errname(exc: OSError) -> str:
+def errname(exc: OSError) -> str:
     """EADDRINUSE rather than "[Errno 98] Address already in use": the name to look up."""
     return errno.errorcode.get(exc.errno or 0, str(exc))
 
@@ -315,14 +323,6 @@ def _drain_and_close(sock: socket.socket) -> None:
     while sock.recv(CHUNK):
         pass
     sock.close()
-
-
-def _sysctl(path: str) -> str:
-    try:
-        with open(f"/proc/sys/{path}") as f:
-            return f.read().strip()
-    except OSError:
-        return "?"
 
 
 MODES = (

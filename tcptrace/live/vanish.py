@@ -20,12 +20,15 @@ from __future__ import annotations
 import os
 import select
 import socket
+import subprocess
 import time
 from contextlib import ExitStack
 
+from tcptrace.buffers import read_sysctl
 from tcptrace.errors import TcptraceError
 from tcptrace.live import ss
 from tcptrace.live.close_modes import GREETING, Mode, Roles, open_connection
+from tcptrace.live.ending_modes import errname
 from tcptrace.live.kernel_trace import KernelTrace
 from tcptrace.live.loopback import Recorder, Stage
 from tcptrace.live.netns import NetNamespace
@@ -117,8 +120,6 @@ class VethStage(Stage):
 
 
 def _nft(ruleset: str) -> None:
-    import subprocess
-
     try:
         proc = subprocess.run(["nft", "-f", "-"], input=ruleset, capture_output=True,
                               text=True)
@@ -179,9 +180,7 @@ def _wait_for_error(r: Roles, until_retrans: int | None = None) -> tuple[str, fl
                 client.recv(1)
             except OSError as exc:
                 t = time.time()
-                from tcptrace.live.ending_modes import _errname
-
-                return _errname(exc), t, seen
+                return errname(exc), t, seen
         obs = r.rec.snapshot("poll")
         r.rec.observations.pop()    # kept only when something changed (below)
         timer = obs.details.get("client", {}).get("timer", {})
@@ -213,9 +212,8 @@ def _retries_model(retries: int) -> float:
     return ((2 << thresh) - 1) * RTO_MIN + (retries - thresh) * RTO_MAX
 
 
-def _sysctl(name: str) -> int:
-    with open("/proc/sys/net/ipv4/" + name) as f:
-        return int(f.read().split()[0])
+def _rto_facts(seen: list) -> dict:
+    return {"rto_ms": [int(rto) for _, rto, _ in seen if rto.isdigit()]}
 
 
 def _rto_findings(seen: list) -> list[str]:
@@ -244,9 +242,12 @@ def run_vanish(r: Roles, pending: int) -> dict:
     error, t, seen = _wait_for_error(r)
     r.rec.event("client", f"read() failed: {error}, {t - started:.2f} s after the write", t=t)
     r.rec.wait_for("the client gave up", client=TcpState.CLOSED, server=TcpState.ESTABLISHED)
-    retries = _sysctl("tcp_retries2")
+    retries = int(read_sysctl("net.ipv4.tcp_retries2"))
     default = _retries_model(retries)
-    return {"written": 0, "delivered": 0, "findings": [
+    facts = {"error": error, "error_after_s": round(t - started, 3),
+             "user_timeout_ms": USER_TIMEOUT_MS, "tcp_retries2": retries,
+             "default_timeout_s": round(default, 1), **_rto_facts(seen)}
+    return {"written": 0, "delivered": 0, "facts": facts, "findings": [
         f"the client got {error} {t - started:.2f} s after its write "
         f"(TCP_USER_TIMEOUT {USER_TIMEOUT_MS} ms); the server never knew",
         *_rto_findings(seen),
@@ -273,10 +274,14 @@ def run_vanish_keepalive(r: Roles, pending: int) -> dict:
     r.rec.event("client", f"read() failed: {error}, {t - started:.2f} s after the host "
                           "vanished", t=t)
     r.rec.wait_for("the client gave up", client=TcpState.CLOSED, server=TcpState.ESTABLISHED)
-    idle, intvl, probes = (_sysctl(n) for n in ("tcp_keepalive_time", "tcp_keepalive_intvl",
-                                                 "tcp_keepalive_probes"))
+    idle, intvl, probes = (int(read_sysctl("net.ipv4." + n)) for n in (
+        "tcp_keepalive_time", "tcp_keepalive_intvl", "tcp_keepalive_probes"))
     default = idle + intvl * probes
-    return {"written": 0, "delivered": 0, "findings": [
+    facts = {"error": error, "error_after_s": round(t - started, 3), "keepidle_s": KEEPIDLE,
+             "keepintvl_s": KEEPINTVL, "keepcnt": KEEPCNT, "tcp_keepalive_time": idle,
+             "tcp_keepalive_intvl": intvl, "tcp_keepalive_probes": probes,
+             "default_detection_s": default}
+    return {"written": 0, "delivered": 0, "facts": facts, "findings": [
         f"the client got {error} {t - started:.2f} s after the host vanished (keepalive "
         f"{KEEPIDLE} s idle + {KEEPCNT} probes x {KEEPINTVL} s)",
         f"with this machine's defaults (SO_KEEPALIVE on, nothing else set): "
@@ -309,13 +314,12 @@ def run_vanish_return(r: Roles, pending: int) -> dict:
         client.recv(1)
         error = "no error"
     except OSError as exc:
-        from tcptrace.live.ending_modes import _errname
-
-        error = _errname(exc)
+        error = errname(exc)
     t = time.time()
     r.rec.event("client", f"read() failed: {error}, {t - started:.2f} s after the write", t=t)
     r.rec.wait_for("the client got the RST", client=TcpState.CLOSED, server=TcpState.CLOSED)
-    return {"written": 0, "delivered": 0, "findings": [
+    facts = {"error": error, "error_after_s": round(t - started, 3), **_rto_facts(seen)}
+    return {"written": 0, "delivered": 0, "facts": facts, "findings": [
         f"the client got {error} {t - started:.2f} s after its write: the returned host's "
         "kernel has no socket for the segment and answers with an RST (RFC 9293 3.5.2, "
         "a half-open connection)",

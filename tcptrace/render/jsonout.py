@@ -92,6 +92,8 @@ def close_json(run) -> dict:
         scenario["ipv6"] = True
     if run.findings:
         scenario["findings"] = list(run.findings)
+    if run.facts:
+        scenario["facts"] = dict(run.facts)
     return {"schema": SCHEMA, "command": "close", "scenario": scenario,
             "connections": [connection_json(run.connection, run.views, run.verdict,
                                             observations=run.observations,

@@ -1,0 +1,152 @@
+"""Claims about connections nobody closed on purpose (a killed process, a crashed host,
+TIME-WAIT, keepalive), judged against the runs of `live.ending_modes` and `live.vanish`
+as `claims` judges the others: from the segments, kernel events and the run's measured
+`facts`, never from what we expect. Registered into `claims`' tables at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tcptrace.claims import (
+    FALSE,
+    PARTLY,
+    TRUE,
+    Claim,
+    RunKey,
+    _at,
+    _first,
+    _label,
+    _reason,
+)
+from tcptrace.model import RST
+
+PY_KILL = RunKey("kill", "python", "client")
+PY_KILL_UNREAD = RunKey("kill-unread", "python", "client")
+PY_VANISH = RunKey("vanish", "python", "server")
+PY_VANISH_RETURN = RunKey("vanish-return", "python", "server")
+PY_TW_REUSE = RunKey("tw-reuse", "python", "client")
+PY_TW_REUSE_SERVER = RunKey("tw-reuse", "python", "server")
+PY_KEEPALIVE = RunKey("vanish-keepalive", "python", "server")
+
+KILL_SENDS_RST = "Killing a process sends RST."
+CRASH_SENDS_RST = "A crashed host sends RST."
+TIME_WAIT_BLOCKS = "TIME-WAIT blocks the port for new connections."
+KEEPALIVE_QUICK = "Keepalive detects a dead peer quickly (default settings)."
+QUICK = 60.0    # "quickly": within a minute, generous for a request that hangs
+
+
+def _kill_sends_rst(plain, unread) -> Claim:
+    evidence = []
+    for run, what in ((plain, "nothing unread"), (unread, "data unread in the kernel")):
+        side = run.closer
+        rst, fin = _first(run, side, "RST"), _first(run, side, "FIN")
+        seg, kind = (rst, "an RST") if rst else (fin, "a FIN") if fin else (None, "nothing")
+        evidence.append(f"{_label(run)}: the {side}'s process killed with SIGKILL, {what}: "
+                        f"its kernel sent {kind}" + (f" at {_at(run, seg.t)}" if seg else "")
+                        + (_reason(run, side) if rst else ""))
+    plain_rst = _first(plain, plain.closer, "RST") is not None
+    unread_rst = _first(unread, unread.closer, "RST") is not None
+    verdict = TRUE if plain_rst else PARTLY if unread_rst else FALSE
+    if verdict == PARTLY:
+        evidence.append("the kernel closes a dead process's sockets as close() would: an RST "
+                        "only when received data is left unread")
+    return Claim(KILL_SENDS_RST, verdict, evidence)
+
+
+def _server_segments_between(run, start: float, end: float) -> list:
+    conn = run.connection
+    return [s for s in conn.segments if conn.side_of(s) == "server" and start <= s.t < end]
+
+
+def _event_time(run, side: str, starts: str) -> float | None:
+    return next((e.t for e in run.events if e.side == side and e.what.startswith(starts)),
+                None)
+
+
+def _crash_sends_rst(gone, back) -> Claim:
+    evidence, spoke = [], False
+    for run in (gone, back):
+        off = _event_time(run, "server", "the host loses power")
+        on = _event_time(run, "server", "the host is back")
+        if off is None:
+            evidence.append(f"{_label(run)}: the power-off was not recorded")
+            continue
+        during = _server_segments_between(run, off, on or float("inf"))
+        spoke = spoke or bool(during)
+        client_sent = [s for s in run.connection.segments if s.t >= off
+                       and run.connection.side_of(s) == "client"]
+        evidence.append(f"{_label(run)}: while the host was down the client sent "
+                        f"{len(client_sent) if on is None else sum(s.t < on for s in client_sent)}"
+                        f" segment(s); the server sent {len(during)}")
+        if on is not None:
+            rst = _first(run, "server", "RST")
+            if rst is not None:
+                evidence.append(f"after it came back, without the connection: an RST from "
+                                f"the server at {_at(run, rst.t)}, in reply to the client's "
+                                f"next segment{_reason(run, 'server')}")
+    if "error" in gone.facts:
+        evidence.append(f"{_label(gone)}: the client learnt of it by "
+                        f"{gone.facts['error']} after {gone.facts['error_after_s']} s")
+    # The RST after the return is the rebooted kernel answering a segment, not the crash.
+    return Claim(CRASH_SENDS_RST, TRUE if spoke else FALSE, evidence)
+
+
+def _time_wait_blocks(*runs) -> Claim:
+    evidence, blocked, reused, needs_flag = [], 0, 0, False
+    for run in runs:
+        facts = run.facts
+        tw = run.verdict.final.get(run.closer)
+        evidence.append(f"{_label(run)}: the {run.closer} ended the first connection in {tw}")
+        plain = facts.get("bind_without_reuseaddr")
+        if plain and plain != "ok":
+            needs_flag = True
+            evidence.append(f"bind() of the same client port without SO_REUSEADDR: {plain}")
+        if facts.get("connect") == "ok":
+            reused += 1
+            later = run.later[0].connection.segments if run.later else []
+            evidence.append("a new connection on the very same 4-tuple was established "
+                            f"during the TIME-WAIT ({len(later)} segments, its SYN at "
+                            f"{_at(run, later[0].t) if later else '?'})")
+        elif facts.get("connect"):
+            blocked += 1
+            evidence.append(f"connect() on the TIME-WAIT 4-tuple failed: {facts['connect']}")
+    verdict = TRUE if blocked and not reused else FALSE if not needs_flag else PARTLY
+    if verdict == PARTLY:
+        evidence.append("blocked only for a socket that does not set SO_REUSEADDR (and whose "
+                        "TIME-WAIT predecessor did not either)")
+    return Claim(TIME_WAIT_BLOCKS, verdict, evidence)
+
+
+def _keepalive_quick(run) -> Claim:
+    f = run.facts
+    if "tcp_keepalive_time" not in f:
+        return Claim(KEEPALIVE_QUICK, PARTLY, [f"{_label(run)}: no keepalive timings recorded"])
+    short = f["keepidle_s"] + f["keepcnt"] * f["keepintvl_s"]
+    probes = [s for s in run.connection.segments if run.connection.side_of(s) == "client"
+              and s.length == 0 and not s.flags & RST and s.t >= (
+                  _event_time(run, "server", "the host loses power") or 0)]
+    evidence = [f"{_label(run)}: with TCP_KEEPIDLE {f['keepidle_s']} s, TCP_KEEPINTVL "
+                f"{f['keepintvl_s']} s, TCP_KEEPCNT {f['keepcnt']}: {len(probes)} probe(s) on "
+                f"the wire, then {f['error']} after {f['error_after_s']} s (idle + count x "
+                f"interval = {short} s)",
+                f"this machine's defaults: tcp_keepalive_time {f['tcp_keepalive_time']} s, "
+                f"tcp_keepalive_intvl {f['tcp_keepalive_intvl']} s, tcp_keepalive_probes "
+                f"{f['tcp_keepalive_probes']}: {f['default_detection_s']:,} s before a dead "
+                "peer is noticed, and only on a socket that set SO_KEEPALIVE at all"]
+    verdict = TRUE if f["default_detection_s"] <= QUICK else FALSE
+    return Claim(KEEPALIVE_QUICK, verdict, evidence)
+
+
+REQUIRED_RUNS: dict[str, tuple[RunKey, ...]] = {
+    KILL_SENDS_RST: (PY_KILL, PY_KILL_UNREAD),
+    CRASH_SENDS_RST: (PY_VANISH, PY_VANISH_RETURN),
+    TIME_WAIT_BLOCKS: (PY_TW_REUSE, PY_TW_REUSE_SERVER),
+    KEEPALIVE_QUICK: (PY_KEEPALIVE,),
+}
+JUDGES: dict[str, Callable[..., Claim]] = {
+    KILL_SENDS_RST: _kill_sends_rst,
+    CRASH_SENDS_RST: _crash_sends_rst,
+    TIME_WAIT_BLOCKS: _time_wait_blocks,
+    KEEPALIVE_QUICK: _keepalive_quick,
+}
