@@ -1,13 +1,15 @@
 """Claims about connections nobody closed on purpose (a killed process, a crashed host,
 TIME-WAIT, keepalive), judged against the runs of `live.ending_modes` and `live.vanish`
 as `claims` judges the others: from the segments, kernel events and the run's measured
-`facts`, never from what we expect. Registered into `claims`' tables at import.
+`facts`, never from what we expect. They register into `claims`' tables when imported
+(`claims` imports this module last).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from tcptrace import claims
 from tcptrace.claims import (
     FALSE,
     PARTLY,
@@ -150,3 +152,5 @@ JUDGES: dict[str, Callable[..., Claim]] = {
     TIME_WAIT_BLOCKS: _time_wait_blocks,
     KEEPALIVE_QUICK: _keepalive_quick,
 }
+claims.REQUIRED_RUNS.update(REQUIRED_RUNS)
+claims._JUDGES.update(JUDGES)
