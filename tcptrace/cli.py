@@ -105,7 +105,7 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
                     kernel=not no_kernel, ipv6=ipv6)
     if save:
         _save_capture(save, run.frames,
-                      {v.segment.frame: [v.note] for v in run.views if v.segment})
+                      {v.segment.frame: [v.note] for v in run.all_views if v.segment})
     if as_json:
         _emit_json(close_json(run))
         return

@@ -93,6 +93,11 @@ class CloseRun:
     frames: list[tuple[float, builtins.bytes]] = field(repr=False, default_factory=list)
 
     @property
+    def all_views(self) -> list[PacketView]:
+        """Every ladder row of the capture: this connection's, then any later one's."""
+        return [*self.views, *(v for c in self.later for v in c.views)]
+
+    @property
     def what_it_does(self) -> list[str]:
         """The header's lines: the closing calls of this runtime and their equivalent."""
         if self.runtime == "node":
