@@ -38,6 +38,8 @@ class Mode:
     retries: int = 1    # simultaneous close is retried until the FINs cross
     closer: str | None = None   # who closes, when the mode decides (a vanishing server)
     stage: Callable[..., Any] | None = None   # a run of its own (namespaces), else loopback
+    node_too: bool = False      # `run` also drives --runtime node (a Node process holds
+                                # the closer's socket), instead of node/close.js
 
 
 class Roles:
@@ -47,6 +49,7 @@ class Roles:
         self.stage, self.rec = stage, stage.rec
         self.closer = closer
         self.peer = "server" if closer == "client" else "client"
+        self.runtime = "python"     # "node": the closer's socket lives in a Node process
 
     def sock(self, side: str) -> socket.socket:
         client, server = self.stage.pair

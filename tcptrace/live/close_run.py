@@ -93,6 +93,16 @@ class CloseRun:
     frames: list[tuple[float, builtins.bytes]] = field(repr=False, default_factory=list)
 
     @property
+    def where(self) -> str:
+        """Where the run happened, when not on the host's own loopback."""
+        if self.mode.stage is not None:
+            return ("client and server in two network namespaces of the run's own, joined "
+                    "by a veth pair; captured on the client's end")
+        if self.ipv6:
+            return "IPv6 loopback in a network namespace of the run's own (::2 added to its lo)"
+        return ""
+
+    @property
     def all_views(self) -> list[PacketView]:
         """Every ladder row of the capture: this connection's, then any later one's."""
         return [*self.views, *(v for c in self.later for v in c.views)]
@@ -101,7 +111,8 @@ class CloseRun:
     def what_it_does(self) -> list[str]:
         """The header's lines: the closing calls of this runtime and their equivalent."""
         if self.runtime == "node":
-            return [f"What it does (Node.js net): {NODE_CALLS[self.mode.name]}",
+            return [f"What it does (Node.js net): "
+                    f"{NODE_CALLS.get(self.mode.name, self.mode.node)}",
                     f"Syscall level, as the Python runtime does it: {self.mode.summary}"]
         return [f"What it does: {self.mode.summary}", f"Node.js equivalent: {self.mode.node}"]
 
@@ -181,6 +192,11 @@ def finish_run(scenario: Mode, runtime: str, closer: str, pending: int, stage, c
 
 
 def _drive(stage: Stage, scenario: Mode, pending: int, closer: str, runtime: str) -> dict:
+    if runtime == "node" and scenario.node_too:
+        open_connection(stage)
+        roles = Roles(stage, closer)
+        roles.runtime = "node"
+        return scenario.run(roles, pending)
     if runtime == "node":
         return run_node_scenario(stage, scenario.name, closer, pending)
     if runtime != "python":

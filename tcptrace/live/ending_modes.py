@@ -9,12 +9,15 @@ facts of the run that are no segment, such as how long close() blocked).
 from __future__ import annotations
 
 import errno
+import json
+import shutil
 import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
+from importlib import resources
 
 from tcptrace.buffers import read_sysctl
 from tcptrace.errors import TcptraceError
@@ -39,20 +42,34 @@ SMALL_BUFFER = 32 << 10     # SO_SNDBUF/SO_RCVBUF of the linger modes
 _HOLDER = "import signal,sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); signal.pause()"
 
 
-def _hand_to_child(r: Roles, side: str) -> subprocess.Popen:
+def _hand_to_child(r: Roles, side: str, paused: bool = False) -> subprocess.Popen:
     """Give `side`'s socket to a child process and drop our copy: the child's descriptor
-    is then the only reference, so its death is what closes the socket."""
+    is then the only reference, so its death is what closes the socket. The child is
+    Python holding the bare descriptor, or with `r.runtime == "node"` a Node.js process
+    owning it as a net.Socket (reading eagerly unless `paused`)."""
     sock = r.sock(side)
-    child = subprocess.Popen([sys.executable, "-S", "-c", _HOLDER], pass_fds=(sock.fileno(),),
-                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    fd = sock.fileno()
+    if r.runtime == "node":
+        node = shutil.which("node")
+        if node is None:
+            raise TcptraceError("node (Node.js) was not found on PATH: install Node.js or "
+                                "use --runtime python")
+        command = [node, str(resources.files("tcptrace") / "node" / "holder.js"),
+                   json.dumps({"fd": fd, "paused": paused})]
+        what = ("a Node.js process owning it as a net.Socket"
+                + (", created paused (it reads nothing)" if paused else ", reading"))
+    else:
+        command = [sys.executable, "-S", "-c", _HOLDER]
+        what = "a child process that holds the descriptor and does nothing"
+    child = subprocess.Popen(command, pass_fds=(fd,), stdout=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     sock.close()
     assert child.stdout is not None     # stdout=PIPE
-    if child.stdout.readline().strip() != "ready":
+    if '"ready"' not in (line := child.stdout.readline()) and line.strip() != "ready":
         child.kill()
         child.wait()
         raise TcptraceError("the child process holding the socket did not start")
-    r.rec.event(side, f"the socket now belongs to child process {child.pid} alone "
-                      "(it holds the descriptor and does nothing)")
+    r.rec.event(side, f"the socket now belongs to process {child.pid} alone: {what}")
     return child
 
 
@@ -80,7 +97,7 @@ def run_killed_unread(r: Roles, pending: int) -> dict:
     """The closer's process is killed while received data sits unread in its kernel
     receive queue: the kernel's close sends an RST (TCP_ABORT_ON_CLOSE)."""
     written = _queue_pending(r, pending)
-    child = _hand_to_child(r, r.closer)
+    child = _hand_to_child(r, r.closer, paused=True)
     r.call(r.peer, f"write({len(UNREAD)} bytes) that the {r.closer} will never read",
            r.sock(r.peer).sendall, UNREAD)
     r.rec.wait_for(f"{r.peer} wrote data the {r.closer} does not read", recv_q=r.closer)
@@ -327,11 +344,12 @@ def _drain_and_close(sock: socket.socket) -> None:
 
 MODES = (
     Mode("kill", "the closer's socket is held by a child process, killed with SIGKILL "
-         "with nothing unread: the kernel closes it, a FIN", "process.kill('SIGKILL') on "
-         "the process holding the socket", run_killed),
+         "with nothing unread: the kernel closes it, a FIN", "a Node.js process owning "
+         "the socket (net.Socket), killed with SIGKILL", run_killed, node_too=True),
     Mode("kill-unread", "the closer's process is killed with SIGKILL while received data "
-         "is unread in its kernel queue: the kernel sends an RST", "process.kill('SIGKILL') "
-         "with data unread in the kernel", run_killed_unread),
+         "is unread in its kernel queue: the kernel sends an RST", "a Node.js process "
+         "whose net.Socket was created paused, killed with SIGKILL", run_killed_unread,
+         node_too=True),
     Mode("linger", f"setsockopt(SO_LINGER, {{on, {LINGER_SECONDS}}}) then close() with "
          f"data unsent to a paused reader: close() blocks {LINGER_SECONDS} s",
          "none: Node cannot set SO_LINGER with a timeout", run_linger),

@@ -334,8 +334,9 @@ MODES = (
          run_vanish, closer="server", stage=run_vanish_stage),
     Mode("vanish-keepalive", "the server's host loses power while the client is idle; "
          f"keepalive (idle {KEEPIDLE} s, {KEEPCNT} probes {KEEPINTVL} s apart) notices",
-         f"socket.setKeepAlive(true, {KEEPIDLE * 1000}) (count and interval: system "
-         "defaults)", run_vanish_keepalive, closer="server", stage=run_vanish_stage),
+         f"socket.setKeepAlive(true, {KEEPIDLE * 1000}) sets the idle time; net has no "
+         "option for the probe interval and count", run_vanish_keepalive, closer="server",
+         stage=run_vanish_stage),
     Mode("vanish-return", "the server's host loses power, then comes back without the "
          "connection; the client's next retransmission meets an RST",
          "the same in Node: the RST surfaces as 'error' ECONNRESET", run_vanish_return,

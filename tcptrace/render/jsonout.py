@@ -90,6 +90,8 @@ def close_json(run) -> dict:
         scenario["capture_drops"] = run.drops
     if run.ipv6:
         scenario["ipv6"] = True
+    if run.where:
+        scenario["where"] = run.where
     if run.findings:
         scenario["findings"] = list(run.findings)
     if run.facts:

@@ -488,6 +488,7 @@ def render_close(console: Console, run, legend: bool = True) -> None:
     header = [Text.assemble(("tcptrace close --mode ", "bold"), (run.mode.name, "bold cyan"),
                             f"   runtime: {run.runtime}   closer: {run.closer}"),
               *(text_for(g, line) for line in run.what_it_does),
+              *([text_for(g, f"Where: {run.where}", "dim")] if getattr(run, "where", "") else []),
               text_for(g, f"client {run.connection.client}  {g.to}  server "
                        f"{run.connection.server}   ({states}", "dim")]
     console.print(header_panel(g, header))
