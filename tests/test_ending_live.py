@@ -22,6 +22,7 @@ from tcptrace.live.close_run import run_close
 from tcptrace.live.ending_modes import LINGER_SECONDS
 from tcptrace.model import FIN, RST
 
+from conftest import TCPTRACE_COMMAND as TCPTRACE
 from conftest import require, run_tcptrace
 
 pytestmark = pytest.mark.live
@@ -266,3 +267,39 @@ def test_ipv6_node_runtime(live):
     assert run.connection.client_ip == "::2"
     assert sent(run, "client", RST) and run.verdict.final == {"client": "CLOSED",
                                                               "server": "CLOSED"}
+
+
+def test_ctrl_c_in_a_vanish_run_exits_130_and_leaves_nothing(live, nft):
+    host = [subprocess.run(c, capture_output=True, text=True).stdout
+            for c in (["ip", "-br", "link"], ["nft", "list", "ruleset"])]
+    proc = subprocess.Popen([*TCPTRACE, "close", "--mode", "vanish"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    instances = Path("/sys/kernel/tracing/instances")
+
+    def traces() -> list[Path]:
+        return [p for p in instances.iterdir() if p.name.startswith(f"tcptrace-{proc.pid}-")]
+
+    try:    # the trace instance exists once the namespaces, veth and capture are up
+        wait_until(lambda: not instances.is_dir() or traces(), "the run's trace instance", 30)
+    finally:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    if instances.is_dir():
+        assert not traces()
+    assert host == [subprocess.run(c, capture_output=True, text=True).stdout
+                    for c in (["ip", "-br", "link"], ["nft", "list", "ruleset"])]
+
+
+@pytest.mark.parametrize("mode", ["linger", "vanish-return"])
+@pytest.mark.parametrize("width", [80, 200])
+def test_new_ladders_fit_the_width_and_cut_nothing(live, nft, tmp_path, mode, width):
+    from test_layout import check_ladder, expected_views
+
+    saved = tmp_path / "run.pcapng"
+    code, out, err = run_tcptrace("close", "--mode", mode, "--width", width, "--save", saved)
+    assert code == 0, err
+    check_ladder(out, expected_views(saved), width)
+    assert max(len(line) for line in out.splitlines()) <= width
+    assert "Where:" in out or mode != "vanish-return"

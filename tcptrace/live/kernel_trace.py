@@ -186,6 +186,9 @@ class KernelTrace:
         except OSError as exc:
             self.why = f"kernel tracepoints unusable: {exc}"
             self._remove()
+        except BaseException:   # Ctrl-C half-way: __exit__ will not run, so clean up here
+            self._remove()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

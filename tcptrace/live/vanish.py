@@ -195,7 +195,7 @@ def _wait_for_error(r: Roles, until_retrans: int | None = None) -> tuple[str, fl
                 rto = line.info.get("rto", "?") if line else "?"
                 total = line.info.get("retrans", "/?").partition("/")[2] if line else "?"
                 seen.append((count, rto, total))
-                obs.after = f"retransmission {count}; next in rto {rto} ms (ss -i)"
+                obs.after = f"retransmission timeout {count}; ss -i: rto:{rto}ms"
             r.rec.observations.append(obs)
             if until_retrans is not None and count >= until_retrans:
                 return "", obs.t, seen
