@@ -97,7 +97,18 @@ ALL_CLOSE_MODES = CLOSE_MODES + ENDING_MODES
               help="IPv6: server ::1, client ::2, in a network namespace of the run's own.")
 def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kernel: bool,
           as_json: bool, save: str | None, no_legend: bool, ipv6: bool) -> None:
-    """Open a real loopback connection, close it, and show the annotated ladder."""
+    """Open a real loopback connection, close it, and show the annotated ladder.
+
+    \b
+    When nobody closes on purpose:
+      kill, kill-unread        the closer's process is killed (SIGKILL)
+      linger, linger-in-time   SO_LINGER {on, 2} with data unsent to a paused reader
+      unsent                   close() while the send queue still holds data
+      tw-reuse                 a new connection on a 4-tuple in TIME-WAIT
+      vanish                   the server's host loses power; TCP_USER_TIMEOUT
+      vanish-keepalive         the same with an idle client and keepalive
+      vanish-return            the host comes back without the connection: RST
+    """
     from tcptrace.live.close_run import run_close
     from tcptrace.render.jsonout import close_json
 
