@@ -88,9 +88,15 @@ def run_killed(r: Roles, pending: int) -> dict:
     if not pending:
         r.wait_for(f"{r.closer} process killed", TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT)
     delivered = _read_to_end(r, r.peer)
+    _peer_closes_too(r)
+    return {"written": written, "delivered": delivered}
+
+
+def _peer_closes_too(r: Roles) -> None:
+    """The peer has read the closer's FIN; it closes, and the closer (whose socket is
+    already orphaned) ends in TIME-WAIT."""
     r.call(r.peer, "close()", r.sock(r.peer).close)
     r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
-    return {"written": written, "delivered": delivered}
 
 
 def run_killed_unread(r: Roles, pending: int) -> dict:
@@ -146,9 +152,8 @@ def _reader(r: Roles, after: float, got: list[int], chunk: int = CHUNK,
     return thread
 
 
-def _linger_close(r: Roles, resume_after: float) -> tuple[float, list[str]]:
-    """SO_LINGER {on, N} then a blocking close(); the peer starts reading after
-    `resume_after` s. Returns how long close() blocked and what it returned."""
+def _linger_close(r: Roles) -> tuple[float, list[str]]:
+    """SO_LINGER {on, N} then a blocking close(): how long it blocked, in words too."""
     sock = r.sock(r.closer)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, LINGER_SECONDS))
     r.rec.event(r.closer, f"setsockopt(SO_LINGER, {{on, {LINGER_SECONDS}}})")
@@ -163,42 +168,37 @@ def _linger_close(r: Roles, resume_after: float) -> tuple[float, list[str]]:
                   "and returned 0 (success)"]
 
 
-def run_linger(r: Roles, pending: int) -> dict:
-    """SO_LINGER {on, N} with unsent data and a reader paused longer than N: close()
-    blocks N s, then returns; the orphaned socket keeps its data and delivers it."""
+def _run_linger(r: Roles, pending: int, resume_after: float) -> dict:
+    """SO_LINGER {on, N} with data unsent to a reader that resumes after `resume_after`
+    s; what `ss` shows of the closer once close() has returned."""
     written = _fill(r, pending)
     got = [0]
-    reader = _reader(r, LINGER_SECONDS + 1.0, got)
-    took, findings = _linger_close(r, LINGER_SECONDS + 1.0)
-    obs = r.rec.snapshot(f"{r.closer} close() returned after the linger time")
+    reader = _reader(r, resume_after, got)
+    took, findings = _linger_close(r)
+    obs = r.rec.snapshot(f"{r.closer} close() returned")
     left = obs.details.get(r.closer, {})
-    if left:
+    if left.get("send_q"):
         findings.append(f"after close() returned, ss still shows the orphaned {r.closer} "
                         f"socket in {left['state']} with Send-Q {left['send_q']:,} bytes: "
                         "Linux neither sends an RST nor discards the data when the linger "
                         "time runs out (BSD-style stacks may abort)")
     reader.join()
     r.wait_for(f"{r.peer} read to EOF", TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT)
-    r.call(r.peer, "close()", r.sock(r.peer).close)
-    r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
+    _peer_closes_too(r)
     return {"written": written, "delivered": got[0], "findings": findings,
             "facts": {"close_blocked_s": round(took, 3), "linger_s": LINGER_SECONDS}}
+
+
+def run_linger(r: Roles, pending: int) -> dict:
+    """SO_LINGER {on, N} with unsent data and a reader paused longer than N: close()
+    blocks N s, then returns; the orphaned socket keeps its data and delivers it."""
+    return _run_linger(r, pending, resume_after=LINGER_SECONDS + 1.0)
 
 
 def run_linger_in_time(r: Roles, pending: int) -> dict:
     """SO_LINGER {on, N} with unsent data, the reader resuming well within N: close()
     returns as soon as the FIN is acknowledged, every byte delivered."""
-    written = _fill(r, pending)
-    got = [0]
-    reader = _reader(r, LINGER_SECONDS / 4, got)
-    took, findings = _linger_close(r, LINGER_SECONDS / 4)
-    r.rec.snapshot(f"{r.closer} close() returned")
-    reader.join()
-    r.wait_for(f"{r.peer} read to EOF", TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT)
-    r.call(r.peer, "close()", r.sock(r.peer).close)
-    r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
-    return {"written": written, "delivered": got[0], "findings": findings,
-            "facts": {"close_blocked_s": round(took, 3), "linger_s": LINGER_SECONDS}}
+    return _run_linger(r, pending, resume_after=LINGER_SECONDS / 4)
 
 
 def run_unsent(r: Roles, pending: int) -> dict:
@@ -221,8 +221,7 @@ def run_unsent(r: Roles, pending: int) -> dict:
             send_q.append(queued)
         time.sleep(SLOW_PAUSE * 2)
     r.wait_for(f"{r.peer} read to EOF", TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT)
-    r.call(r.peer, "close()", r.sock(r.peer).close)
-    r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
+    _peer_closes_too(r)
     findings = [f"close() returned after {took * 1e6:.0f} µs with {written:,} bytes queued"]
     if send_q:
         findings.append(f"ss: the orphaned {r.closer} stayed in FIN-WAIT-1 while its Send-Q "
