@@ -298,3 +298,35 @@ def test_new_ladders_fit_the_width_and_cut_nothing(live, nft, tmp_path, mode, wi
     check_ladder(out, expected_views(saved), width)
     assert max(len(line) for line in out.splitlines()) <= width
     assert "Where:" in out or mode != "vanish-return"
+
+
+def test_vanish_without_nft_is_one_line_naming_nftables(live, tmp_path):
+    # A PATH with ss and ip but without nft.
+    (tmp_path / "bin").mkdir()
+    for tool in ("ss", "ip"):
+        (tmp_path / "bin" / tool).symlink_to(shutil.which(tool))
+    code, _, err = run_tcptrace("close", "--mode", "vanish",
+                                env={"PATH": str(tmp_path / "bin")}, timeout=60)
+    assert code == 2 and err.count("\n") == 1 and "nftables" in err
+
+
+def test_namespaces_without_cap_sys_admin_are_one_line(live):
+    require(None if shutil.which("capsh") else "capsh (libcap2-bin) is not installed")
+    for args in (["--mode", "vanish"], ["--mode", "end", "--ipv6"]):
+        proc = subprocess.run(["capsh", "--drop=cap_sys_admin", "--", "-c",
+                               " ".join([*TCPTRACE, "close", *args])],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 77, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "CAP_SYS_ADMIN" in proc.stderr
+
+
+def test_a_silent_timeout_is_told_as_half_open():
+    from tcptrace.model import Verdict
+    from tcptrace.render.ladder import conclusion_lines
+
+    verdict = Verdict("open", None, None, False, None,
+                      {"client": "CLOSED", "server": "ESTABLISHED"})
+    first = conclusion_lines(verdict)[0]
+    assert "no FIN or RST on the wire" in first and "half-open" in first
+    verdict.final = {"client": "ESTABLISHED", "server": "ESTABLISHED"}
+    assert "still open" in conclusion_lines(verdict)[0]

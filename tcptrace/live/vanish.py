@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import socket
 import subprocess
 import time
@@ -139,6 +140,9 @@ def run_vanish_stage(scenario: Mode, port: int, pending: int, closer: str, runti
     if runtime != "python":
         raise TcptraceError(f"--mode {scenario.name} runs in the python runtime only: the "
                             "host vanishes, not a call; Node's sockets would see the same")
+    if shutil.which("nft") is None:     # before anything is set up
+        raise TcptraceError(f"--mode {scenario.name} needs `nft`: install nftables "
+                            "(apt-get install nftables)")
     with VethStage(port, ipv6) as stage:
         ports = [stage.server_port]
         with ExitStack() as stack:

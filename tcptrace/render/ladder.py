@@ -401,6 +401,11 @@ def conclusion_lines(verdict: Verdict, observations: Sequence[StateObservation] 
             "half-closed": "half-closed (one side's FIN only)",
             "unanswered": "unanswered (a SYN nobody replied to)",
             "open": "still open at the end (neither side closed)"}[verdict.close]
+    gone = [side for side in ("client", "server") if verdict.final[side] == TcpState.CLOSED]
+    if verdict.close == "open" and len(gone) == 1:    # a kernel gave up without a segment
+        other = "server" if gone[0] == "client" else "client"
+        kind = (f"no FIN or RST on the wire, yet the {gone[0]}'s socket is gone and the "
+                f"{other}'s is {verdict.final[other]}: half-open")
     who = f", first closer: {verdict.first_closer}" if verdict.first_closer else ""
     lines.append(f"How it ended: {kind}{who}" +
                  (f"; RST sent by {verdict.rst_from}" if verdict.rst_from else "") +
