@@ -446,10 +446,11 @@ def render_connection(console: Console, conn: Connection, views: list[PacketView
                       events: Sequence[AppEvent] = (), counts: dict | None = None,
                       transitions: Sequence[Transition] = (),
                       kernel_events: Sequence[KernelEvent] = (), closer: str = "client",
-                      legend: bool = True, skipped: int = 0) -> None:
-    """The ladder, then how the connection ended, then (unless `legend` is off) what
-    the ladder's glyphs and tags mean. `skipped`: segments left out before the first
-    row (--close)."""
+                      legend: bool = True, skipped: int = 0,
+                      findings: Sequence[str] = ()) -> None:
+    """The ladder, then how the connection ended (and a live run's `findings`), then
+    (unless `legend` is off) what the ladder's glyphs and tags mean. `skipped`:
+    segments left out before the first row (--close)."""
     g = glyphs_for(console)
     rows = ladder_rows(views, observations, events, transitions, kernel_events,
                        verdict.final)
@@ -460,7 +461,7 @@ def render_connection(console: Console, conn: Connection, views: list[PacketView
     for line in ladder_lines(console, rows):
         console.print(line, soft_wrap=True)
     console.print()
-    for sentence in conclusion_lines(verdict, observations, counts, closer):
+    for sentence in [*conclusion_lines(verdict, observations, counts, closer), *findings]:
         print_wrapped(console, sentence, g, f"{g.bullet} ")
     if legend and rows:
         console.print()
@@ -500,19 +501,18 @@ def render_close(console: Console, run, legend: bool = True) -> None:
     if run.kernel_note:
         print_wrapped(console, f"note: {run.kernel_note}; states come from ss only", g,
                       style="dim")
+    later = getattr(run, "later", ())
     render_connection(console, run.connection, run.views, run.verdict, run.observations,
                       run.events, run.bytes, run.transitions, run.kernel_events, run.closer,
-                      legend)
-    for later in getattr(run, "later", ()):
+                      legend and not later, findings=getattr(run, "findings", ()))
+    for i, more in enumerate(later, 1):
         console.print()
         print_wrapped(console, f"A new connection on the same 4-tuple: client "
-                      f"{later.connection.client}  {g.to}  server {later.connection.server}",
+                      f"{more.connection.client}  {g.to}  server {more.connection.server}",
                       g, style="bold")
-        render_connection(console, later.connection, later.views, later.verdict,
-                          later.observations, later.events, None, later.transitions,
-                          later.kernel_events, run.closer, legend=False)
-    for finding in getattr(run, "findings", ()):
-        print_wrapped(console, finding, g, f"{g.bullet} ")
+        render_connection(console, more.connection, more.views, more.verdict,
+                          more.observations, more.events, None, more.transitions,
+                          more.kernel_events, run.closer, legend=legend and i == len(later))
     if run.drops:
         print_wrapped(console, f"warning: the kernel dropped {run.drops} frame(s) of this "
                       "capture (buffer full): the ladder may miss segments", g, style="red")
