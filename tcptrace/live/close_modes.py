@@ -302,11 +302,6 @@ MODES = {m.name: m for m in (
 SYMMETRIC = {"simultaneous"}
 
 
-def _register_more() -> None:
-    """Modes kept in modules of their own (one concept each), in the same table."""
-    from tcptrace.live import ending_modes, vanish
 
-    MODES.update((m.name, m) for m in (*ending_modes.MODES, *vanish.MODES))
-
-
-_register_more()
+# Modes kept in modules of their own (one concept each) register themselves in MODES.
+from tcptrace.live import ending_modes, vanish  # noqa: E402, F401

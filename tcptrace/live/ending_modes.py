@@ -21,6 +21,7 @@ from importlib import resources
 
 from tcptrace.buffers import read_sysctl
 from tcptrace.errors import TcptraceError
+from tcptrace.live import close_modes
 from tcptrace.live.close_modes import (
     CHUNK,
     UNREAD,
@@ -363,3 +364,4 @@ MODES = (
          "none: net.Socket cannot bind before connect (localPort does, without "
          "SO_REUSEADDR)", run_time_wait_reuse),
 )
+close_modes.MODES.update((m.name, m) for m in MODES)

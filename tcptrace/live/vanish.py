@@ -27,9 +27,8 @@ from contextlib import ExitStack
 
 from tcptrace.buffers import read_sysctl
 from tcptrace.errors import TcptraceError
-from tcptrace.live import ss
+from tcptrace.live import close_modes, ending_modes, ss
 from tcptrace.live.close_modes import GREETING, Mode, Roles, open_connection
-from tcptrace.live.ending_modes import errname
 from tcptrace.live.kernel_trace import KernelTrace
 from tcptrace.live.loopback import Recorder, Stage
 from tcptrace.live.netns import NetNamespace
@@ -184,7 +183,7 @@ def _wait_for_error(r: Roles, until_retrans: int | None = None) -> tuple[str, fl
                 client.recv(1)
             except OSError as exc:
                 t = time.time()
-                return errname(exc), t, seen
+                return ending_modes.errname(exc), t, seen
         obs = r.rec.snapshot("poll")
         r.rec.observations.pop()    # kept only when something changed (below)
         timer = obs.details.get("client", {}).get("timer", {})
@@ -318,7 +317,7 @@ def run_vanish_return(r: Roles, pending: int) -> dict:
         client.recv(1)
         error = "no error"
     except OSError as exc:
-        error = errname(exc)
+        error = ending_modes.errname(exc)
     t = time.time()
     r.rec.event("client", f"read() failed: {error}, {t - started:.2f} s after the write", t=t)
     r.rec.wait_for("the client got the RST", client=TcpState.CLOSED, server=TcpState.CLOSED)
@@ -346,3 +345,4 @@ MODES = (
          "the same in Node: the RST surfaces as 'error' ECONNRESET", run_vanish_return,
          closer="server", stage=run_vanish_stage),
 )
+close_modes.MODES.update((m.name, m) for m in MODES)
