@@ -265,6 +265,9 @@ def test_ipv6_vanish(live, nft, monkeypatch, tmp_path):
         same_as_tcpdump(run, *started[0][:2])
     assert run.connection.server_ip == vanish.ADDRESSES[True][0]
     assert reasons(run, "server") == ["NO_SOCKET"]
+    # The same backoff as over IPv4: nothing (neighbour discovery) delayed the SYN and
+    # skewed the kernel's RTT estimate.
+    assert run.facts["rto_ms"] == run_close("vanish-return").facts["rto_ms"]
 
 
 def test_ipv6_node_runtime(live):
