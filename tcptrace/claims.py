@@ -342,6 +342,5 @@ _JUDGES: dict[str, Callable[..., Claim]] = {
 }
 
 
-
 # Claims kept in modules of their own register themselves into the tables above.
 from tcptrace import ending_claims  # noqa: E402, F401

@@ -302,6 +302,5 @@ MODES = {m.name: m for m in (
 SYMMETRIC = {"simultaneous"}
 
 
-
 # Modes kept in modules of their own (one concept each) register themselves in MODES.
 from tcptrace.live import ending_modes, vanish  # noqa: E402, F401
