@@ -333,3 +333,9 @@ def test_a_silent_timeout_is_told_as_half_open():
     assert "no FIN or RST on the wire" in first and "half-open" in first
     verdict.final = {"client": "ESTABLISHED", "server": "ESTABLISHED"}
     assert "still open" in conclusion_lines(verdict)[0]
+
+
+def test_a_mode_without_a_node_call_says_which_have_one(live):
+    code, _, err = run_tcptrace("close", "--mode", "linger", "--runtime", "node", timeout=60)
+    assert code == 2 and err.count("\n") == 1
+    assert "SO_LINGER" in err and "kill-unread" in err

@@ -16,7 +16,7 @@ from tcptrace.live.close_modes import MODES, SYMMETRIC, Mode, Roles, open_connec
 from tcptrace.live.kernel_trace import RST_REASONS, KernelTrace
 from tcptrace.live.loopback import CLIENT_IP, CLIENT_IP6, SERVER_IP, SERVER_IP6, Stage
 from tcptrace.live.netns import NetNamespace
-from tcptrace.live.node_close import NODE_CALLS, run_node_scenario
+from tcptrace.live.node_close import NODE_CALLS, NODE_MODES, run_node_scenario
 from tcptrace.live.ss import require_ss
 from tcptrace.model import (
     AppEvent,
@@ -197,6 +197,10 @@ def _drive(stage: Stage, scenario: Mode, pending: int, closer: str, runtime: str
         roles = Roles(stage, closer)
         roles.runtime = "node"
         return scenario.run(roles, pending)
+    if runtime == "node" and scenario.name not in NODE_MODES:
+        with_node = [*NODE_MODES, *(m.name for m in MODES.values() if m.node_too)]
+        raise TcptraceError(f"--runtime node has no mode {scenario.name!r} (Node.js: "
+                            f"{scenario.node}); with node: {', '.join(with_node)}")
     if runtime == "node":
         return run_node_scenario(stage, scenario.name, closer, pending)
     if runtime != "python":
