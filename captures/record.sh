@@ -34,6 +34,7 @@ record close-linger-in-time         --mode linger-in-time
 record close-unsent                 --mode unsent
 record close-tw-reuse               --mode tw-reuse
 record close-tw-reuse-by-server     --mode tw-reuse --closer server
+record close-tw-reuse-port          --mode tw-reuse-port
 record close-vanish                 --mode vanish
 record close-vanish-keepalive       --mode vanish-keepalive
 record close-vanish-return          --mode vanish-return

@@ -29,6 +29,7 @@ transcript close-kill-unread-node close --mode kill-unread --runtime node
 transcript close-linger          close --mode linger
 transcript close-unsent          close --mode unsent
 transcript close-tw-reuse        close --mode tw-reuse
+transcript close-tw-reuse-port   close --mode tw-reuse-port
 transcript close-vanish          close --mode vanish
 transcript close-vanish-keepalive close --mode vanish-keepalive
 transcript close-vanish-return   close --mode vanish-return

@@ -68,7 +68,7 @@ def cli() -> None:
 # Nobody closes on purpose, or the close has a twist (tcptrace/live/ending_modes.py,
 # vanish.py).
 ENDING_MODES = ("kill", "kill-unread", "linger", "linger-in-time", "unsent", "tw-reuse",
-                "vanish", "vanish-keepalive", "vanish-return")
+                "tw-reuse-port", "vanish", "vanish-keepalive", "vanish-return")
 ALL_CLOSE_MODES = CLOSE_MODES + ENDING_MODES
 
 
@@ -105,6 +105,7 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
       linger, linger-in-time   SO_LINGER {on, 2} with data unsent to a paused reader
       unsent                   close() while the send queue still holds data
       tw-reuse                 a new connection on a 4-tuple in TIME-WAIT
+      tw-reuse-port            connect() picking a port in TIME-WAIT: tcp_tw_reuse
       vanish                   the server's host loses power; TCP_USER_TIMEOUT
       vanish-keepalive         the same with an idle client and keepalive
       vanish-return            the host comes back without the connection: RST

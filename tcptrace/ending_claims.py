@@ -29,6 +29,7 @@ PY_VANISH = RunKey("vanish", "python", "server")
 PY_VANISH_RETURN = RunKey("vanish-return", "python", "server")
 PY_TW_REUSE = RunKey("tw-reuse", "python", "client")
 PY_TW_REUSE_SERVER = RunKey("tw-reuse", "python", "server")
+PY_TW_REUSE_PORT = RunKey("tw-reuse-port", "python", "client")
 PY_KEEPALIVE = RunKey("vanish-keepalive", "python", "server")
 
 KILL_SENDS_RST = "Killing a process sends RST."
@@ -95,28 +96,36 @@ def _crash_sends_rst(gone, back) -> Claim:
 
 
 def _time_wait_blocks(*runs) -> Claim:
-    evidence, blocked, reused, needs_flag = [], 0, 0, False
+    evidence, blocked, reused = [], False, False
     for run in runs:
         facts = run.facts
         tw = run.verdict.final.get(run.closer)
         evidence.append(f"{_label(run)}: the {run.closer} ended the first connection in {tw}")
         plain = facts.get("bind_without_reuseaddr")
         if plain and plain != "ok":
-            needs_flag = True
+            blocked = True
             evidence.append(f"bind() of the same client port without SO_REUSEADDR: {plain}")
         if facts.get("connect") == "ok":
-            reused += 1
+            reused = True
             later = run.later[0].connection.segments if run.later else []
             evidence.append("a new connection on the very same 4-tuple was established "
                             f"during the TIME-WAIT ({len(later)} segments, its SYN at "
                             f"{_at(run, later[0].t) if later else '?'})")
         elif facts.get("connect"):
-            blocked += 1
+            blocked = True
             evidence.append(f"connect() on the TIME-WAIT 4-tuple failed: {facts['connect']}")
-    verdict = TRUE if blocked and not reused else FALSE if not needs_flag else PARTLY
+        for a in facts.get("attempts", ()):
+            ok = a["result"] == "ok"
+            reused, blocked = reused or ok, blocked or not ok
+            evidence.append(f"connect() picking the only ephemeral port, in TIME-WAIT for "
+                            f"{a['time_wait_age_ms']} ms, tcp_tw_reuse {a['tcp_tw_reuse']}: "
+                            + ("a new connection" if ok else a["result"]))
+    verdict = PARTLY if blocked and reused else TRUE if blocked else FALSE
     if verdict == PARTLY:
-        evidence.append("blocked only for a socket that does not set SO_REUSEADDR (and whose "
-                        "TIME-WAIT predecessor did not either)")
+        evidence.append("it blocks a bind() without SO_REUSEADDR, and a connect() that "
+                        "picks the port itself unless tcp_tw_reuse is on and the "
+                        "TIME-WAIT is older than tcp_tw_reuse_delay; it does not block a "
+                        "socket bound with SO_REUSEADDR")
     return Claim(TIME_WAIT_BLOCKS, verdict, evidence)
 
 
@@ -143,7 +152,7 @@ def _keepalive_quick(run) -> Claim:
 REQUIRED_RUNS: dict[str, tuple[RunKey, ...]] = {
     KILL_SENDS_RST: (PY_KILL, PY_KILL_UNREAD),
     CRASH_SENDS_RST: (PY_VANISH, PY_VANISH_RETURN),
-    TIME_WAIT_BLOCKS: (PY_TW_REUSE, PY_TW_REUSE_SERVER),
+    TIME_WAIT_BLOCKS: (PY_TW_REUSE, PY_TW_REUSE_SERVER, PY_TW_REUSE_PORT),
     KEEPALIVE_QUICK: (PY_KEEPALIVE,),
 }
 JUDGES: dict[str, Callable[..., Claim]] = {

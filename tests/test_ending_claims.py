@@ -39,6 +39,7 @@ def test_the_runs_on_this_machine(live, runs):
     assert any("TCP_ABORT_ON_CLOSE" in e for e in got[ec.KILL_SENDS_RST].evidence)
     assert any("NO_SOCKET" in e for e in got[ec.CRASH_SENDS_RST].evidence)
     assert any("EADDRINUSE" in e for e in got[ec.TIME_WAIT_BLOCKS].evidence)
+    assert any("tcp_tw_reuse 0: EADDRNOTAVAIL" in e for e in got[ec.TIME_WAIT_BLOCKS].evidence)
     assert any("7,875 s" in e or "tcp_keepalive_time" in e
                for e in got[ec.KEEPALIVE_QUICK].evidence)
 
@@ -60,9 +61,15 @@ def test_verdicts_follow_the_facts(live, runs):
             s.flags = (s.flags & ~FIN) | RST
     assert verdicts({**runs, ec.PY_KILL: plain})[ec.KILL_SENDS_RST] == "true"
     # connect() refused on the TIME-WAIT 4-tuple in both runs: the claim holds.
-    blocked = _changed(_changed(runs, ec.PY_TW_REUSE, connect="EADDRNOTAVAIL"),
-                       ec.PY_TW_REUSE_SERVER, connect="EADDRNOTAVAIL")
+    failed = [{**a, "result": "EADDRNOTAVAIL"} for a in runs[ec.PY_TW_REUSE_PORT].facts["attempts"]]
+    blocked = _changed(_changed(_changed(runs, ec.PY_TW_REUSE, connect="EADDRNOTAVAIL"),
+                                ec.PY_TW_REUSE_SERVER, connect="EADDRNOTAVAIL"),
+                       ec.PY_TW_REUSE_PORT, attempts=failed)
     assert verdicts(blocked)[ec.TIME_WAIT_BLOCKS] == "true"
+    # Nothing refused anywhere (bind and every connect() allowed): false.
+    free = _changed(_changed(runs, ec.PY_TW_REUSE, bind_without_reuseaddr="ok"),
+                    ec.PY_TW_REUSE_PORT, attempts=[{**a, "result": "ok"} for a in failed])
+    assert verdicts(free)[ec.TIME_WAIT_BLOCKS] == "false"
     # Defaults tuned down to seconds: keepalive would notice quickly.
     quick = _changed(runs, ec.PY_KEEPALIVE, default_detection_s=20)
     assert verdicts(quick)[ec.KEEPALIVE_QUICK] == "true"

@@ -23,7 +23,7 @@ from test_close_live import (
     wire_fields,
 )
 
-from tcptrace.live import close_run, vanish
+from tcptrace.live import close_run, port_reuse, vanish
 from tcptrace.live.close_run import run_close
 from tcptrace.live.ending_modes import LINGER_SECONDS
 from tcptrace.model import FIN, RST
@@ -103,7 +103,7 @@ def witness_in_namespaces(monkeypatch, tmp_path: Path, where: str):
         run_once = close_run._run_once
 
         def watch_and_run(*args, **kw):     # with addresses: inside the run's namespace
-            if "addresses" in kw:
+            if "addresses" in kw and not started:
                 start(tmp_path / "lo6.pcap", "lo")
             return run_once(*args, **kw)
         monkeypatch.setattr(close_run, "_run_once", watch_and_run)
@@ -191,6 +191,22 @@ def test_time_wait_reuse_opens_a_new_connection_on_the_same_4_tuple(live, tmp_pa
     assert run.later[0].verdict.close == "fin"
     if closer == "client":     # the bind beside the TIME-WAIT needs SO_REUSEADDR
         assert run.facts["bind_without_reuseaddr"] == "EADDRINUSE"
+
+
+@pytest.mark.parametrize("ipv6", [False, True])
+def test_tcp_tw_reuse_governs_a_port_chosen_by_connect(live, monkeypatch, tmp_path, ipv6):
+    host = Path("/proc/sys/net/ipv4/tcp_tw_reuse").read_text()
+    with witness_in_namespaces(monkeypatch, tmp_path, "lo") as started:
+        run = run_close("tw-reuse-port", ipv6=ipv6)
+        same_as_tcpdump(run, *started[0][:2])
+    assert Path("/proc/sys/net/ipv4/tcp_tw_reuse").read_text() == host   # untouched
+    delay = run.facts["tcp_tw_reuse_delay_ms"]
+    for a in run.facts["attempts"]:    # only tcp_tw_reuse on and an old enough TIME-WAIT
+        want = "ok" if a["tcp_tw_reuse"] and a["time_wait_age_ms"] > delay else "EADDRNOTAVAIL"
+        assert a["result"] == want, a
+    [new] = run.later
+    assert new.connection.client_port == run.connection.client_port == port_reuse.ONE_PORT
+    assert [s.flags & 0x12 for s in new.connection.segments[:2]] == [0x02, 0x12]  # SYN, SYN+ACK
 
 
 # --- a vanished host ---------------------------------------------------------------------

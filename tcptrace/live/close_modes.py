@@ -40,6 +40,7 @@ class Mode:
     stage: Callable[..., Any] | None = None   # a run of its own (namespaces), else loopback
     node_too: bool = False      # `run` also drives --runtime node (a Node process holds
                                 # the closer's socket), instead of node/close.js
+    where: str = ""             # where `stage` runs it, for the header
 
 
 class Roles:
@@ -303,4 +304,4 @@ SYMMETRIC = {"simultaneous"}
 
 
 # Modes kept in modules of their own (one concept each) register themselves in MODES.
-from tcptrace.live import ending_modes, vanish  # noqa: E402, F401
+from tcptrace.live import ending_modes, port_reuse, vanish  # noqa: E402, F401

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tcptrace.annotate import relative_views
 from tcptrace.engine import analyse_frames, decode_frames, group_segments
@@ -15,7 +16,7 @@ from tcptrace.errors import TcptraceError
 from tcptrace.live.close_modes import MODES, SYMMETRIC, Mode, Roles, open_connection
 from tcptrace.live.kernel_trace import RST_REASONS, KernelTrace
 from tcptrace.live.loopback import CLIENT_IP, CLIENT_IP6, SERVER_IP, SERVER_IP6, Stage
-from tcptrace.live.netns import NetNamespace
+from tcptrace.live.netns import NetNamespace, inside_our_namespace
 from tcptrace.live.node_close import NODE_CALLS, NODE_MODES, run_node_scenario
 from tcptrace.live.ss import require_ss
 from tcptrace.model import (
@@ -95,9 +96,8 @@ class CloseRun:
     @property
     def where(self) -> str:
         """Where the run happened, when not on the host's own loopback."""
-        if self.mode.stage is not None:
-            return ("client and server in two network namespaces of the run's own, joined "
-                    "by a veth pair; captured on the client's end")
+        if self.mode.where:
+            return self.mode.where
         if self.ipv6:
             return "IPv6 loopback in a network namespace of the run's own (::2 added to its lo)"
         return ""
@@ -128,7 +128,7 @@ def run_close(mode: str, *, port: int = 0, pending: int = 0, closer: str = "clie
         if scenario.stage is not None:
             run = scenario.stage(scenario, port, pending, closer, runtime, kernel, ipv6)
         elif ipv6:
-            run = _run_in_private_namespace(scenario, port, pending, closer, runtime, kernel)
+            run = run_in_private_namespace(scenario, port, pending, closer, runtime, kernel)
         else:
             run = _run_once(scenario, port, pending, closer, runtime, kernel)
         run.tries = attempt
@@ -137,23 +137,31 @@ def run_close(mode: str, *, port: int = 0, pending: int = 0, closer: str = "clie
     return run  # the FINs never crossed: the caller says so
 
 
-def _run_in_private_namespace(scenario: Mode, port: int, pending: int, closer: str,
-                              runtime: str, kernel: bool) -> CloseRun:
-    """--ipv6: the run in a namespace of its own, whose `lo` gets ::2 for the client
-    (the host's `lo` has ::1 alone, and is left as it is)."""
+def run_in_private_namespace(scenario: Mode, port: int, pending: int, closer: str,
+                             runtime: str, kernel: bool, ipv6: bool = True,
+                             sysctls: dict[str, str] | None = None,
+                             stage_class: type[Stage] = Stage) -> CloseRun:
+    """The run on the `lo` of a namespace of its own, with `sysctls` set there: for
+    --ipv6, whose client gets ::2 (the host's `lo` has ::1 alone, and is left as it is),
+    and for modes that change a sysctl (never the host's)."""
     with NetNamespace() as ns:
-        ns.run("ip", "-6", "addr", "add", f"{CLIENT_IP6}/128", "dev", "lo")
+        if ipv6:
+            ns.run("ip", "-6", "addr", "add", f"{CLIENT_IP6}/128", "dev", "lo")
         with ns.entered():
-            run = _run_once(scenario, port, pending, closer, runtime, kernel,
-                            addresses=(SERVER_IP6, CLIENT_IP6))
-    return run
+            for name, value in (sysctls or {}).items():
+                assert inside_our_namespace(), "a sysctl of the run's own namespace only"
+                Path("/proc/sys", name.replace(".", "/")).write_text(value + "\n")
+            return _run_once(scenario, port, pending, closer, runtime, kernel,
+                             addresses=(SERVER_IP6, CLIENT_IP6) if ipv6
+                             else (SERVER_IP, CLIENT_IP), stage_class=stage_class)
 
 
 def _run_once(scenario: Mode, port: int, pending: int, closer: str, runtime: str,
-              kernel: bool, addresses: tuple[str, str] = (SERVER_IP, CLIENT_IP)) -> CloseRun:
+              kernel: bool, addresses: tuple[str, str] = (SERVER_IP, CLIENT_IP),
+              stage_class: type[Stage] = Stage) -> CloseRun:
     from tcptrace.live.capture import LoopbackCapture  # imports scapy: only when capturing
 
-    with Stage(port, *addresses) as stage:
+    with stage_class(port, *addresses) as stage:
         ports = [stage.server_port]
         with LoopbackCapture(ports=set(ports)) as cap:
             with (KernelTrace(ports) if kernel else _NoTrace()) as trace:

@@ -233,18 +233,14 @@ def run_unsent(r: Roles, pending: int) -> dict:
 def run_time_wait_reuse(r: Roles, pending: int) -> dict:
     """The closer ends in TIME-WAIT; then a new socket binds the same client address and
     port (SO_REUSEADDR) and connects to the same server: Linux's answer, shown."""
-    stage, closer = r.stage, r.sock(r.closer)
+    stage = r.stage
     # A bind() beside a TIME-WAIT socket is allowed only when both the new socket and
     # the one that became TIME-WAIT had SO_REUSEADDR (the TIME-WAIT socket keeps the
     # flag); so both ends set it now, as a restarting server has it on its sockets.
     for side in ("client", "server"):
         r.call(side, "setsockopt(SO_REUSEADDR, 1)", r.sock(side).setsockopt,
                socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    r.call(r.closer, "shutdown(SHUT_WR)", closer.shutdown, socket.SHUT_WR)
-    _read_to_end(r, r.peer)
-    r.call(r.peer, "close()", r.sock(r.peer).close)
-    r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
-    r.call(r.closer, "close(): the kernel keeps the TIME-WAIT socket", closer.close)
+    end_in_time_wait(r)
     if r.closer == "client":
         findings = [
             f"the TIME-WAIT is the client's own: its kernel lets a connect() from a port "
@@ -267,6 +263,34 @@ def run_time_wait_reuse(r: Roles, pending: int) -> dict:
             "facts": facts}
 
 
+def end_in_time_wait(r: Roles) -> None:
+    """A graceful close that leaves the closer in TIME-WAIT and both sockets closed."""
+    closer = r.sock(r.closer)
+    r.call(r.closer, "shutdown(SHUT_WR)", closer.shutdown, socket.SHUT_WR)
+    _read_to_end(r, r.peer)
+    r.call(r.peer, "close()", r.sock(r.peer).close)
+    r.wait_for(f"{r.peer} close()", TcpState.TIME_WAIT, TcpState.CLOSED)
+    r.call(r.closer, "close(): the kernel keeps the TIME-WAIT socket", closer.close)
+
+
+def listen_again(r: Roles) -> socket.socket:
+    """A new listener on the server's port. The first was closed after its accept(); a
+    server that listens again uses SO_REUSEADDR, as servers do (else a server-side
+    TIME-WAIT blocks the bind)."""
+    stage = r.stage
+    family = socket.AF_INET6 if ":" in stage.server_ip else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((stage.server_ip, stage.server_port))
+        listener.listen(1)
+    except BaseException:
+        listener.close()
+        raise
+    r.rec.event("server", "listens again on the same port (SO_REUSEADDR)")
+    return listener
+
+
 def _reconnect(r: Roles, stage, facts: dict) -> list[str]:
     """A second connection on the same 4-tuple, while the first is in TIME-WAIT."""
     family = socket.AF_INET6 if ":" in stage.client_ip else socket.AF_INET
@@ -285,20 +309,14 @@ def _reconnect(r: Roles, stage, facts: dict) -> list[str]:
                               f"{errname(exc)}")
     finally:
         plain.close()
-    # The first listener was closed after its accept(): a server that listens again
-    # uses SO_REUSEADDR, as servers do (else a server-side TIME-WAIT blocks the bind).
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener = listen_again(r)
     again = socket.socket(family, socket.SOCK_STREAM)
     try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((stage.server_ip, stage.server_port))
-        listener.listen(1)
-        r.rec.event("server", "listens again on the same port (SO_REUSEADDR)")
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(client)
         r.rec.event("client", f"new socket: setsockopt(SO_REUSEADDR); bind({where}) "
                               "succeeded")
-        outcome = _connect_again(r, stage, again, listener)
+        outcome = connect_again(r, stage, again, listener)
         facts["connect"] = "ok" if "succeeded" in outcome else outcome.rpartition(": ")[2]
         return [*findings, outcome]
     finally:
@@ -306,7 +324,7 @@ def _reconnect(r: Roles, stage, facts: dict) -> list[str]:
         again.close()
 
 
-def _connect_again(r: Roles, stage, again: socket.socket, listener: socket.socket) -> str:
+def connect_again(r: Roles, stage, again: socket.socket, listener: socket.socket) -> str:
     r.rec.event("client", "connect() to the same server: the 4-tuple of the TIME-WAIT "
                           "connection")
     started = time.time()

@@ -32,6 +32,15 @@ def _libc_call(name: str, *args: int) -> None:
         raise TcptraceError(f"{name} of a network namespace failed: {os.strerror(err)}")
 
 
+_OURS: set[int] = set()     # inode numbers of the namespaces made here
+
+
+def inside_our_namespace() -> bool:
+    """Whether the calling thread is in a namespace made by this process (so a sysctl
+    written now changes that namespace, never the host's)."""
+    return os.stat(_THIS_THREAD).st_ino in _OURS
+
+
 class NetNamespace:
     """A fresh network namespace with its `lo` up (127.0.0.1 and ::1)."""
 
@@ -42,6 +51,7 @@ class NetNamespace:
             _libc_call("unshare", CLONE_NEWNET)
             try:
                 self.fd = os.open(_THIS_THREAD, os.O_RDONLY | os.O_CLOEXEC)
+                _OURS.add(os.fstat(self.fd).st_ino)
             finally:
                 _libc_call("setns", self._home, CLONE_NEWNET)
             self.run("ip", "link", "set", "lo", "up")

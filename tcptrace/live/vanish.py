@@ -341,19 +341,24 @@ def run_vanish_return(r: Roles, pending: int) -> dict:
     ]}
 
 
+WHERE = ("client and server in two network namespaces of the run's own, joined by a veth "
+         "pair; captured on the client's end")
+
 MODES = (
     Mode("vanish", "the server's host loses power (nftables drops all its traffic); the "
          f"client writes and retransmits until TCP_USER_TIMEOUT ({USER_TIMEOUT_MS} ms)",
          "socket.setTimeout() does not do this; TCP_USER_TIMEOUT is not in net",
-         run_vanish, closer="server", stage=run_vanish_stage),
+         run_vanish, closer="server", stage=run_vanish_stage,
+         where=WHERE),
     Mode("vanish-keepalive", "the server's host loses power while the client is idle; "
          f"keepalive (idle {KEEPIDLE} s, {KEEPCNT} probes {KEEPINTVL} s apart) notices",
          f"socket.setKeepAlive(true, {KEEPIDLE * 1000}) sets the idle time; net has no "
          "option for the probe interval and count", run_vanish_keepalive, closer="server",
-         stage=run_vanish_stage),
+         stage=run_vanish_stage, where=WHERE),
     Mode("vanish-return", "the server's host loses power, then comes back without the "
          "connection; the client's next retransmission meets an RST",
          "the same in Node: the RST surfaces as 'error' ECONNRESET", run_vanish_return,
-         closer="server", stage=run_vanish_stage),
+         closer="server", stage=run_vanish_stage,
+         where=WHERE),
 )
 close_modes.MODES.update((m.name, m) for m in MODES)
