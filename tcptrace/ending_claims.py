@@ -125,7 +125,8 @@ def _time_wait_blocks(*runs) -> Claim:
         evidence.append("it blocks a bind() without SO_REUSEADDR, and a connect() that "
                         "picks the port itself unless tcp_tw_reuse is on and the "
                         "TIME-WAIT is older than tcp_tw_reuse_delay; it does not block a "
-                        "socket bound with SO_REUSEADDR")
+                        "socket bound with SO_REUSEADDR when the TIME-WAIT socket had it "
+                        "too, nor a SYN to a server's TIME-WAIT")
     return Claim(TIME_WAIT_BLOCKS, verdict, evidence)
 
 
