@@ -141,6 +141,14 @@ def test_a_killed_process_with_unread_data_resets(live, tmp_path):
     assert run.verdict.final == {"client": "CLOSED", "server": "CLOSED"}
 
 
+@pytest.mark.parametrize("mode,flag,other", [("kill", FIN, RST), ("kill-unread", RST, FIN)])
+def test_a_killed_node_process_closes_as_a_python_one_does(live, tmp_path, mode, flag, other):
+    require(None if shutil.which("node") else "node is not installed")
+    run = witnessed(tmp_path, mode, runtime="node")
+    assert any("Node.js process owning it" in e.what for e in run.events)
+    assert sent(run, "client", flag) and not sent(run, "client", other)
+
+
 # --- SO_LINGER with a timeout, close() with data unsent --------------------------------
 
 def test_linger_blocks_then_returns_and_the_orphan_delivers(live, tmp_path):

@@ -39,8 +39,10 @@ SLOW_PAUSE = 0.1            # ...every this many seconds
 SMALL_BUFFER = 32 << 10     # SO_SNDBUF/SO_RCVBUF of the linger modes
 
 # A process that only holds the descriptor it was given until it is killed. It says
-# "ready" once it runs, so the kill hits a live process, not a fork in progress.
-_HOLDER = "import signal,sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); signal.pause()"
+# it is ready once it runs, so the kill hits a live process, not a fork in progress; it
+# also ends when its standard input does (tcptrace is gone), never outliving the run.
+_HOLDER = ("import sys; sys.stdout.write('{\"type\":\"ready\"}\\n'); sys.stdout.flush(); "
+           "sys.stdin.read()")
 
 
 def _hand_to_child(r: Roles, side: str, paused: bool = False) -> subprocess.Popen:
@@ -63,12 +65,11 @@ def _hand_to_child(r: Roles, side: str, paused: bool = False) -> subprocess.Pope
         command = [sys.executable, "-S", "-c", _HOLDER]
         what = "a child process that holds the descriptor and does nothing"
     child = subprocess.Popen(command, pass_fds=(fd,), stdout=subprocess.PIPE,
-                             stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+                             stdin=subprocess.PIPE, text=True, start_new_session=True)
     sock.close()
     assert child.stdout is not None     # stdout=PIPE
-    if '"ready"' not in (line := child.stdout.readline()) and line.strip() != "ready":
-        child.kill()
-        child.wait()
+    if '"ready"' not in child.stdout.readline():
+        _stop(child)
         raise TcptraceError("the child process holding the socket did not start")
     r.rec.event(side, f"the socket now belongs to process {child.pid} alone: {what}")
     return child
@@ -77,7 +78,17 @@ def _hand_to_child(r: Roles, side: str, paused: bool = False) -> subprocess.Pope
 def _kill(r: Roles, child: subprocess.Popen) -> None:
     r.call(r.closer, f"kill({child.pid}, SIGKILL): no close() from the application; the "
            "kernel closes the dead process's descriptors", child.kill)
+    _stop(child)
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """The child killed (if it still runs) and reaped, its pipes closed."""
+    if child.poll() is None:
+        child.kill()
     child.wait()
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 def run_killed(r: Roles, pending: int) -> dict:
@@ -85,7 +96,10 @@ def run_killed(r: Roles, pending: int) -> dict:
     descriptor as close() would, so a FIN, not an RST."""
     written = _queue_pending(r, pending)
     child = _hand_to_child(r, r.closer)
-    _kill(r, child)
+    try:
+        _kill(r, child)
+    finally:
+        _stop(child)
     if not pending:
         r.wait_for(f"{r.closer} process killed", TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT)
     delivered = _read_to_end(r, r.peer)
@@ -105,10 +119,13 @@ def run_killed_unread(r: Roles, pending: int) -> dict:
     receive queue: the kernel's close sends an RST (TCP_ABORT_ON_CLOSE)."""
     written = _queue_pending(r, pending)
     child = _hand_to_child(r, r.closer, paused=True)
-    r.call(r.peer, f"write({len(UNREAD)} bytes) that the {r.closer} will never read",
-           r.sock(r.peer).sendall, UNREAD)
-    r.rec.wait_for(f"{r.peer} wrote data the {r.closer} does not read", recv_q=r.closer)
-    _kill(r, child)
+    try:
+        r.call(r.peer, f"write({len(UNREAD)} bytes) that the {r.closer} will never read",
+               r.sock(r.peer).sendall, UNREAD)
+        r.rec.wait_for(f"{r.peer} wrote data the {r.closer} does not read", recv_q=r.closer)
+        _kill(r, child)
+    finally:
+        _stop(child)
     r.wait_for(f"{r.closer} process killed with unread data", TcpState.CLOSED, TcpState.CLOSED)
     delivered = _read_to_end(r, r.peer)
     r.call(r.peer, "close()", r.sock(r.peer).close)

@@ -22,4 +22,6 @@ const sock = new net.Socket({ fd: opts.fd, readable: true, writable: true,
 sock.on('data', (chunk) => send({ type: 'data', t: now(), bytes: chunk.length }));
 sock.on('error', () => {});
 send({ type: 'ready' });
-setInterval(() => {}, 1 << 30);     // stay alive until killed
+// Alive until killed, or until standard input ends (tcptrace is gone): never outlives it.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
