@@ -363,3 +363,9 @@ def test_a_mode_without_a_node_call_says_which_have_one(live):
     code, _, err = run_tcptrace("close", "--mode", "linger", "--runtime", "node", timeout=60)
     assert code == 2 and err.count("\n") == 1
     assert "SO_LINGER" in err and "kill-unread" in err
+
+
+def test_the_retries_model_matches_the_kernel_documentation():
+    # Documentation/networking/ip-sysctl.rst, tcp_retries2: "The default value of 15
+    # yields a hypothetical timeout of 924.6 seconds".
+    assert round(vanish._retries_model(15), 1) == 924.6

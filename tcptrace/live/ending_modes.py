@@ -198,8 +198,8 @@ def _run_linger(r: Roles, pending: int, resume_after: float) -> dict:
     if left.get("send_q"):
         findings.append(f"after close() returned, ss still shows the orphaned {r.closer} "
                         f"socket in {left['state']} with Send-Q {left['send_q']:,} bytes: "
-                        "Linux neither sends an RST nor discards the data when the linger "
-                        "time runs out (BSD-style stacks may abort)")
+                        "the linger time ran out without an RST (an RST would have closed "
+                        "it), and the socket kept its data")
     reader.join()
     r.wait_for(f"{r.peer} read to EOF", TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT)
     _peer_closes_too(r)

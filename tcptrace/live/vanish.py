@@ -216,14 +216,23 @@ def _wait_for_error(r: Roles, until_retrans: int | None = None) -> tuple[str, fl
     raise TcptraceError("the client saw no error within 30 s of the host vanishing")
 
 
-def _retries_model(retries: int) -> float:
+def _retries_model(retries: int, rto_max: float = RTO_MAX) -> float:
     """Seconds until ETIMEDOUT after `retries` retransmissions, as the kernel computes
     it (tcp_model_timeout, net/ipv4/tcp_timer.c): RTO from TCP_RTO_MIN doubling up to
-    TCP_RTO_MAX."""
-    thresh = int(RTO_MAX / RTO_MIN).bit_length() - 1       # ilog2(600) = 9
+    the largest RTO."""
+    thresh = int(rto_max / RTO_MIN).bit_length() - 1       # ilog2(600) = 9
     if retries <= thresh:
         return ((2 << retries) - 1) * RTO_MIN
-    return ((2 << thresh) - 1) * RTO_MIN + (retries - thresh) * RTO_MAX
+    return ((2 << thresh) - 1) * RTO_MIN + (retries - thresh) * rto_max
+
+
+def _rto_max() -> float:
+    """The largest RTO: net.ipv4.tcp_rto_max_ms where the kernel has it (6.15 on),
+    else TCP_RTO_MAX."""
+    try:
+        return int(read_sysctl("net.ipv4.tcp_rto_max_ms")) / 1000
+    except (OSError, ValueError):
+        return RTO_MAX
 
 
 def _rto_facts(seen: list) -> dict:
@@ -257,7 +266,8 @@ def run_vanish(r: Roles, pending: int) -> dict:
     r.rec.event("client", f"read() failed: {error}, {t - started:.2f} s after the write", t=t)
     r.rec.wait_for("the client gave up", client=TcpState.CLOSED, server=TcpState.ESTABLISHED)
     retries = int(read_sysctl("net.ipv4.tcp_retries2"))
-    default = _retries_model(retries)
+    rto_max = _rto_max()
+    default = _retries_model(retries, rto_max)
     facts = {"error": error, "error_after_s": round(t - started, 3),
              "user_timeout_ms": USER_TIMEOUT_MS, "tcp_retries2": retries,
              "default_timeout_s": round(default, 1), **_rto_facts(seen)}
@@ -266,7 +276,8 @@ def run_vanish(r: Roles, pending: int) -> dict:
         f"(TCP_USER_TIMEOUT {USER_TIMEOUT_MS} ms); the server never knew",
         *_rto_findings(seen),
         f"without TCP_USER_TIMEOUT: net.ipv4.tcp_retries2 = {retries} here, so the kernel "
-        f"gives up after about {default:,.1f} s ({default / 60:.1f} min) of retransmissions",
+        f"gives up after about {default:,.1f} s ({default / 60:.1f} min) of retransmissions "
+        f"(its model: RTO from {RTO_MIN * 1000:.0f} ms doubling up to {rto_max:g} s)",
     ]}
 
 
