@@ -162,7 +162,39 @@ def run_vanish_stage(scenario: Mode, port: int, pending: int, closer: str, runti
             trace = stack.enter_context(KernelTrace(ports) if kernel else _NoTrace())
             open_connection(stage)
             counts = scenario.run(Roles(stage, closer), pending)
-    return finish_run(scenario, runtime, closer, pending, stage, cap, trace, counts)
+    run = finish_run(scenario, runtime, closer, pending, stage, cap, trace, counts)
+    _unheard(run)
+    return run
+
+
+POWER_OFF_EVENT = "the host loses power"
+POWER_ON_EVENT = "the host is back"
+
+
+def _unheard(run) -> None:
+    """The capture is the client's end: the engine infers the server's state from
+    segments as if they arrived. What the client sent while the host was down never
+    did; those rows get the server's real state (from its kernel: tracepoints and
+    `ss`) and say so."""
+    off = next((e.t for e in run.events if e.what.startswith(POWER_OFF_EVENT)), None)
+    on = next((e.t for e in run.events if e.what.startswith(POWER_ON_EVENT)), float("inf"))
+    if off is None:
+        return
+    for view in run.views:
+        seg = view.segment
+        if seg is None or view.sender != "client" or seg.t < off:
+            continue
+        view.server_state = _server_state_at(run, seg.t)
+        if seg.t < on:
+            view.note += "; dropped by the powered-off host: the server never saw it"
+
+
+def _server_state_at(run, t: float) -> str:
+    """The server's state at `t` by its kernel: the latest tracepoint transition or
+    `ss` snapshot before `t`."""
+    known = [(x.t, x.new) for x in run.transitions if x.side == "server" and x.t <= t]
+    known += [(o.t, o.server) for o in run.observations if o.t <= t]
+    return max(known)[1] if known else TcpState.ESTABLISHED
 
 
 # --- the scenarios -----------------------------------------------------------------------
@@ -173,7 +205,7 @@ def _veth(r: Roles) -> VethStage:
 
 
 def _power_off(r: Roles) -> None:
-    r.rec.event("server", "the host loses power: nftables in its namespace drops every "
+    r.rec.event("server", f"{POWER_OFF_EVENT}: nftables in its namespace drops every "
                           "packet in and out; its socket is still ESTABLISHED, silent")
     _veth(r).power(on=False)
 
@@ -331,7 +363,7 @@ def run_vanish_return(r: Roles, pending: int) -> dict:
     r.call("server", "the host reboots: its socket is discarded without a segment "
                      "(setsockopt(TCP_REPAIR) then close())", server.close)
     _veth(r).power(on=True)
-    r.rec.event("server", "the host is back: nftables rules removed; no socket for the "
+    r.rec.event("server", f"{POWER_ON_EVENT}: nftables rules removed; no socket for the "
                           "old connection")
     client.setblocking(True)
     client.settimeout(30)
