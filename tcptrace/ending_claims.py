@@ -17,10 +17,12 @@ from tcptrace.claims import (
     Claim,
     RunKey,
     _at,
+    _call,
     _first,
     _label,
     _reason,
 )
+from tcptrace.live.vanish import POWER_OFF_EVENT, POWER_ON_EVENT
 from tcptrace.model import RST
 
 PY_KILL = RunKey("kill", "python", "client")
@@ -57,37 +59,35 @@ def _kill_sends_rst(plain, unread) -> Claim:
     return Claim(KILL_SENDS_RST, verdict, evidence)
 
 
-def _server_segments_between(run, start: float, end: float) -> list:
+def _sent_between(run, side: str, start: float, end: float) -> list:
     conn = run.connection
-    return [s for s in conn.segments if conn.side_of(s) == "server" and start <= s.t < end]
+    return [s for s in conn.segments if conn.side_of(s) == side and start <= s.t < end]
 
 
 def _event_time(run, side: str, starts: str) -> float | None:
-    return next((e.t for e in run.events if e.side == side and e.what.startswith(starts)),
-                None)
+    event = _call(run, side, starts)
+    return event.t if event else None
 
 
 def _crash_sends_rst(gone, back) -> Claim:
     evidence, spoke = [], False
     for run in (gone, back):
-        off = _event_time(run, "server", "the host loses power")
-        on = _event_time(run, "server", "the host is back")
+        off = _event_time(run, "server", POWER_OFF_EVENT)
+        on = _event_time(run, "server", POWER_ON_EVENT)
         if off is None:
             evidence.append(f"{_label(run)}: the power-off was not recorded")
             continue
-        during = _server_segments_between(run, off, on or float("inf"))
+        end = float("inf") if on is None else on
+        during = _sent_between(run, "server", off, end)
         spoke = spoke or bool(during)
-        client_sent = [s for s in run.connection.segments if s.t >= off
-                       and run.connection.side_of(s) == "client"]
         evidence.append(f"{_label(run)}: while the host was down the client sent "
-                        f"{len(client_sent) if on is None else sum(s.t < on for s in client_sent)}"
-                        f" segment(s); the server sent {len(during)}")
-        if on is not None:
-            rst = _first(run, "server", "RST")
-            if rst is not None:
-                evidence.append(f"after it came back, without the connection: an RST from "
-                                f"the server at {_at(run, rst.t)}, in reply to the client's "
-                                f"next segment{_reason(run, 'server')}")
+                        f"{len(_sent_between(run, 'client', off, end))} segment(s); the "
+                        f"server sent {len(during)}")
+        rst = _first(run, "server", "RST")
+        if on is not None and rst is not None:
+            evidence.append(f"after it came back, without the connection: an RST from "
+                            f"the server at {_at(run, rst.t)}, in reply to the client's "
+                            f"next segment{_reason(run, 'server')}")
     if "error" in gone.facts:
         evidence.append(f"{_label(gone)}: the client learnt of it by "
                         f"{gone.facts['error']} after {gone.facts['error_after_s']} s")
@@ -135,9 +135,9 @@ def _keepalive_quick(run) -> Claim:
     if "tcp_keepalive_time" not in f:
         return Claim(KEEPALIVE_QUICK, PARTLY, [f"{_label(run)}: no keepalive timings recorded"])
     short = f["keepidle_s"] + f["keepcnt"] * f["keepintvl_s"]
-    probes = [s for s in run.connection.segments if run.connection.side_of(s) == "client"
-              and s.length == 0 and not s.flags & RST and s.t >= (
-                  _event_time(run, "server", "the host loses power") or 0)]
+    off = _event_time(run, "server", POWER_OFF_EVENT) or 0.0
+    probes = [s for s in _sent_between(run, "client", off, float("inf"))
+              if s.length == 0 and not s.flags & RST]
     evidence = [f"{_label(run)}: with TCP_KEEPIDLE {f['keepidle_s']} s, TCP_KEEPINTVL "
                 f"{f['keepintvl_s']} s, TCP_KEEPCNT {f['keepcnt']}: {len(probes)} probe(s) on "
                 f"the wire, then {f['error']} after {f['error_after_s']} s (idle + count x "
