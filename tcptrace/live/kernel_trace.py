@@ -169,8 +169,8 @@ class KernelTrace:
         remove_stale_instances(root)
         inst = root / "instances" / f"{INSTANCE_PREFIX}{os.getpid()}-{id(self):x}"
         try:
+            self._dir = inst        # first: a Ctrl-C right after mkdir still removes it
             inst.mkdir()
-            self._dir = inst
             (inst / "trace_clock").write_text("mono")
             (inst / "buffer_size_kb").write_text("512")
             port_filter = " || ".join(f"sport == {p} || dport == {p}" for p in self.ports)

@@ -153,13 +153,12 @@ def run_vanish_stage(scenario: Mode, port: int, pending: int, closer: str, runti
     if shutil.which("nft") is None:     # before anything is set up
         raise TcptraceError(f"--mode {scenario.name} needs `nft`: install nftables "
                             "(apt-get install nftables)")
-    with VethStage(port, ipv6) as stage:
+    with VethStage(port, ipv6) as stage, ExitStack() as stack:
         ports = [stage.server_port]
-        with ExitStack() as stack:
-            with stage.client_ns.entered():
-                cap = stack.enter_context(LoopbackCapture(set(ports), CLIENT_VETH,
-                                                          outgoing=True))
-            trace = stack.enter_context(KernelTrace(ports) if kernel else _NoTrace())
+        with stage.client_ns.entered():     # the capture socket belongs where it opens
+            cap = stack.enter_context(LoopbackCapture(set(ports), CLIENT_VETH,
+                                                      outgoing=True))
+        with (KernelTrace(ports) if kernel else _NoTrace()) as trace:
             open_connection(stage)
             counts = scenario.run(Roles(stage, closer), pending)
     run = finish_run(scenario, runtime, closer, pending, stage, cap, trace, counts)
