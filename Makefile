@@ -7,6 +7,8 @@ APT    := DEBIAN_FRONTEND=noninteractive apt-get
 # independent witnesses the tests compare our capture and replay against; tmux drives
 # the workshop stepper in a real terminal.
 TOOL_DEBS := iproute2
+# nftables: `close --mode vanish*` drops a "powered-off" host's traffic with nft rules.
+NFT_DEBS := nftables
 TEST_DEBS := tshark tcpdump tmux
 # The HTML and SVG exports' tests: chromium and its driver load the pages as a user
 # would (Selenium drives them), rsvg-convert renders an SVG ladder to PNG.
@@ -16,6 +18,7 @@ PAGE_DEBS := chromium chromium-driver librsvg2-bin fonts-dejavu-core
 
 setup: $(STAMP)
 	@command -v ss >/dev/null || { $(APT) update -qq && $(APT) install -y -qq $(TOOL_DEBS); }
+	@command -v nft >/dev/null || { $(APT) update -qq && $(APT) install -y -qq $(NFT_DEBS); }
 
 # The engine (engine/, Rust) is built into the package by maturin, in release mode, as
 # tcptrace._engine: editing a .rs file rebuilds it on the next make.

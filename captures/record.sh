@@ -26,3 +26,18 @@ record close-destroy-node           --mode destroy --runtime node
 record close-unread-node            --mode unread --runtime node
 record close-end-pending-200000     --mode end --pending 200000
 record close-destroy-pending-200000 --mode destroy --pending 200000
+# Nobody closes on purpose, or the close has a twist (issue 16); --ipv6 versions.
+record close-kill                   --mode kill
+record close-kill-unread            --mode kill-unread
+record close-linger                 --mode linger
+record close-linger-in-time         --mode linger-in-time
+record close-unsent                 --mode unsent
+record close-tw-reuse               --mode tw-reuse
+record close-tw-reuse-by-server     --mode tw-reuse --closer server
+record close-tw-reuse-port          --mode tw-reuse-port
+record close-vanish                 --mode vanish
+record close-vanish-keepalive       --mode vanish-keepalive
+record close-vanish-return          --mode vanish-return
+record close-end-ipv6               --mode end --ipv6
+record close-unread-ipv6            --mode unread --ipv6
+record close-vanish-return-ipv6     --mode vanish-return --ipv6

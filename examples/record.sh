@@ -23,6 +23,17 @@ transcript summary               summary ../shared/captures-real/zeek_http_206_e
 transcript backpressure          backpressure --pause 2
 transcript buffers               buffers
 transcript claims                claims
+# Nobody closes on purpose, or the close has a twist (issue 16).
+transcript close-kill            close --mode kill
+transcript close-kill-unread-node close --mode kill-unread --runtime node
+transcript close-linger          close --mode linger
+transcript close-unsent          close --mode unsent
+transcript close-tw-reuse        close --mode tw-reuse
+transcript close-tw-reuse-port   close --mode tw-reuse-port
+transcript close-vanish          close --mode vanish
+transcript close-vanish-keepalive close --mode vanish-keepalive
+transcript close-vanish-return   close --mode vanish-return
+transcript close-end-ipv6        close --mode end --ipv6
 
 # Pictures: an SVG ladder rendered to PNG by rsvg-convert, and a workshop page (at its
 # RST, segment 8) as headless Chromium shows it.

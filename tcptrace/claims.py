@@ -340,3 +340,7 @@ _JUDGES: dict[str, Callable[..., Claim]] = {
     FIRST_CLOSER_TIME_WAIT: _first_closer_time_wait,
     RST_MEANS_CRASH: _rst_means_crash,
 }
+
+
+# Claims kept in modules of their own register themselves into the tables above.
+from tcptrace import ending_claims  # noqa: E402, F401

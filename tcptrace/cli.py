@@ -78,9 +78,16 @@ def cli() -> None:
     """
 
 
+# Nobody closes on purpose, or the close has a twist (tcptrace/live/ending_modes.py,
+# vanish.py).
+ENDING_MODES = ("kill", "kill-unread", "linger", "linger-in-time", "unsent", "tw-reuse",
+                "tw-reuse-port", "vanish", "vanish-keepalive", "vanish-return")
+ALL_CLOSE_MODES = CLOSE_MODES + ENDING_MODES
+
+
 @cli.command()
 @output_options
-@click.option("--mode", type=click.Choice(CLOSE_MODES), default="end", show_default=True,
+@click.option("--mode", type=click.Choice(ALL_CLOSE_MODES), default="end", show_default=True,
               help="end: shutdown(SHUT_WR). close: plain close(). destroy/reset: SO_LINGER "
                    "{on,0} + close(). unread: close() with unread data. half-close: data "
                    "keeps flowing after a FIN. simultaneous: both sides at once.")
@@ -99,24 +106,38 @@ def cli() -> None:
               help="Write the capture: pcapng with each segment's explanation as a "
                    "comment, or classic pcap if FILE ends in .pcap.")
 @click.option("--no-legend", is_flag=True, help="No legend of glyphs and tags under the ladder.")
+@click.option("--ipv6", is_flag=True,
+              help="IPv6: server ::1, client ::2, in a network namespace of the run's own.")
 @ladder_export_options
 def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kernel: bool,
-          as_json: bool, save: str | None, no_legend: bool, svg: str | None,
+          as_json: bool, save: str | None, no_legend: bool, ipv6: bool, svg: str | None,
           svg_states: bool, html: str | None) -> None:
-    """Open a real loopback connection, close it, and show the annotated ladder."""
+    """Open a real loopback connection, close it, and show the annotated ladder.
+
+    \b
+    When nobody closes on purpose:
+      kill, kill-unread        the closer's process is killed (SIGKILL)
+      linger, linger-in-time   SO_LINGER {on, 2} with data unsent to a paused reader
+      unsent                   close() while the send queue still holds data
+      tw-reuse                 a new connection on a 4-tuple in TIME-WAIT
+      tw-reuse-port            connect() picking a port in TIME-WAIT: tcp_tw_reuse
+      vanish                   the server's host loses power; TCP_USER_TIMEOUT
+      vanish-keepalive         the same with an idle client and keepalive
+      vanish-return            the host comes back without the connection: RST
+    """
     from tcptrace.live.close_run import run_close
     from tcptrace.render.jsonout import close_json
 
     _check_exports(svg, svg_states)
     run = run_close(mode, port=port, pending=pending, closer=closer, runtime=runtime,
-                    kernel=not no_kernel)
+                    kernel=not no_kernel, ipv6=ipv6)
     if svg or html:
         from tcptrace.render.ladder_doc import close_doc
 
         _write_exports(close_doc(run), svg, svg_states, html)
     if save:
         _save_capture(save, run.frames,
-                      {v.segment.frame: [v.note] for v in run.views if v.segment})
+                      {v.segment.frame: [v.note] for v in run.all_views if v.segment})
     if as_json:
         _emit_json(close_json(run))
         return

@@ -14,9 +14,22 @@ import pytest
 from conftest import PROJECT_CAPTURES
 
 NAME = re.compile(r"close-(?P<mode>[a-z-]+?)(?P<server>-by-server)?(?P<node>-node)?"
-                  r"(-pending-(?P<pending>\d+))?\.pcapng")
+                  r"(-pending-(?P<pending>\d+))?(?P<ipv6>-ipv6)?\.pcapng")
 FILES = sorted(p.name for p in PROJECT_CAPTURES.glob("*.pcap*"))
 FIN_MODES = {"end", "close", "half-close"}
+# The modes of live/ending_modes.py and live/vanish.py: those ending with a FIN close as
+# `end` does; the others as they are listed.
+ENDING_FIN_MODES = {"kill", "linger", "linger-in-time", "unsent", "tw-reuse", "tw-reuse-port"}
+ENDING_EXPECTED = {
+    "vanish": {"close": "open", "first_closer": None, "rst_from": None},
+    "vanish-keepalive": {"close": "rst", "first_closer": "client", "rst_from": "client",
+                         "time_wait": None},
+    "vanish-return": {"close": "rst", "first_closer": "server", "rst_from": "server",
+                      "time_wait": None},
+}
+ADDRESSES = {(False, False): ("127.0.0.2:", "127.0.0.1:"), (False, True): ("[::2]:", "[::1]:"),
+             (True, False): ("192.0.2.2:", "192.0.2.1:"),
+             (True, True): ("[2001:db8::2]:", "[2001:db8::1]:")}
 RST_MODES = {"reset", "unread"}
 
 
@@ -25,6 +38,12 @@ def expected(m: re.Match) -> dict:
     mode = m["mode"]
     closer = "server" if m["server"] else "client"
     other = "client" if closer == "server" else "server"
+    if mode in ENDING_EXPECTED:
+        return ENDING_EXPECTED[mode]
+    if mode in ENDING_FIN_MODES:
+        mode = "end"
+    if mode == "kill-unread":
+        mode = "unread"
     if mode == "simultaneous":
         return {"close": "fin", "simultaneous": True, "rst_from": None, "time_wait": "both",
                 "final": {"client": "TIME-WAIT", "server": "TIME-WAIT"}}
@@ -42,7 +61,8 @@ def expected(m: re.Match) -> dict:
 def args_of(m: re.Match) -> str:
     return (f"--mode {m['mode']}" + (" --closer server" if m["server"] else "")
             + (" --runtime node" if m["node"] else "")
-            + (f" --pending {m['pending']}" if m["pending"] else ""))
+            + (f" --pending {m['pending']}" if m["pending"] else "")
+            + (" --ipv6" if m["ipv6"] else ""))
 
 
 def command(name: str) -> str:
@@ -62,14 +82,19 @@ def test_the_library_has_every_mode():
 def test_capture_closes_as_its_scenario_says(replay, name):
     code, out, err = replay(PROJECT_CAPTURES / name, "--json")
     assert (code, err) == (0, "")
-    [conn] = json.loads(out)["connections"]
+    conn, *later = json.loads(out)["connections"]
+    m = NAME.fullmatch(name)
+    # tw-reuse*: a second connection on the very same 4-tuple; every other file has one.
+    assert len(later) == m["mode"].startswith("tw-reuse")
     verdict = conn["verdict"]
-    want = expected(NAME.fullmatch(name))
+    want = expected(m)
     assert {k: verdict[k] for k in want} == want
-    # Recorded by tcptrace itself: client 127.0.0.2, server 127.0.0.1, every segment
-    # explained in a pcapng comment.
-    assert conn["client"].startswith("127.0.0.2:") and conn["server"].startswith("127.0.0.1:")
-    assert all(p.get("comments") for p in conn["packets"])
+    # Recorded by tcptrace itself: client 127.0.0.2, server 127.0.0.1 (the --ipv6 and
+    # vanished-host addresses below), every segment explained in a pcapng comment.
+    client, server = ADDRESSES[(m["mode"].startswith("vanish"), bool(m["ipv6"]))]
+    for c in (conn, *later):
+        assert c["client"].startswith(client) and c["server"].startswith(server)
+        assert all(p.get("comments") for p in c["packets"])
 
 
 @pytest.mark.parametrize("name", [n for n in FILES if re.match(r"close-end-pending-", n)])

@@ -260,15 +260,27 @@ def test_ctrl_c_exits_130_and_cleans_up(live):
                             text=True).stdout
         return f"pid={proc.pid}," in ss and (not instances.is_dir() or bool(traces()))
 
+    interrupt_when(proc, in_the_middle, "the run's connection (1 GiB pending) coming up")
+
+
+def run_traces(pid: int) -> list[Path]:
+    """The trace instances of the tcptrace process `pid` (none without tracefs)."""
+    instances = Path("/sys/kernel/tracing/instances")
+    if not instances.is_dir():
+        return []
+    return [p for p in instances.iterdir() if p.name.startswith(f"tcptrace-{pid}-")]
+
+
+def interrupt_when(proc: subprocess.Popen, ready, what: str) -> None:
+    """Ctrl-C once `ready()`: exit status 130, one line, no trace instance left."""
     try:
-        wait_until(in_the_middle, "the run's connection (1 GiB pending) coming up", 30)
+        wait_until(ready, what, 30)
     finally:
         proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    if instances.is_dir():
-        assert not traces()
+    assert not run_traces(proc.pid)
 
 
 @pytest.mark.parametrize("mode", ["end", "unread"])

@@ -31,8 +31,11 @@ SO_ATTACH_FILTER = 26
 ETH_IPV4, ETH_IPV6, IPPROTO_TCP = 0x0800, 0x86DD, 6
 
 
-def tcp_ports_program(ports: set[int] | list[int], snaplen: int = SNAPLEN) -> list[Insn]:
-    """Accept inbound Ethernet IPv4/IPv6 TCP frames with either port in `ports`.
+def tcp_ports_program(ports: set[int] | list[int], snaplen: int = SNAPLEN,
+                      outgoing: bool = False) -> list[Insn]:
+    """Accept inbound Ethernet IPv4/IPv6 TCP frames with either port in `ports`; with
+    `outgoing`, the frames this host sends too (on a veth end each frame passes once,
+    in one direction; on `lo` that would capture every frame twice).
 
     Like tcpdump's `inbound and tcp and (port A or port B)`: IPv6 only when TCP is the
     first next header, IPv4 non-first fragments dropped (they carry no TCP header).
@@ -40,9 +43,10 @@ def tcp_ports_program(ports: set[int] | list[int], snaplen: int = SNAPLEN) -> li
     ports = sorted(set(ports))
     if not ports or not all(0 < p < 65536 for p in ports):
         raise ValueError(f"ports must be 1-65535, got {ports!r}")
+    direction = [] if outgoing else [(LDH_ABS, 0, 0, SKF_AD_PKTTYPE),
+                                     (JEQ, "reject", 0, PACKET_OUTGOING)]
     return _assemble([
-        (LDH_ABS, 0, 0, SKF_AD_PKTTYPE),
-        (JEQ, "reject", 0, PACKET_OUTGOING),
+        *direction,
         (LDH_ABS, 0, 0, 12),                     # ethertype
         (JEQ, "ipv4", 0, ETH_IPV4),
         (JEQ, 0, "reject", ETH_IPV6),

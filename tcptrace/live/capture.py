@@ -38,9 +38,10 @@ class LoopbackCapture:
     `drops` counts frames the kernel discarded because the sniffer fell behind.
     """
 
-    def __init__(self, ports: set[int], iface: str = "lo") -> None:
+    def __init__(self, ports: set[int], iface: str = "lo", outgoing: bool = False) -> None:
         self.ports = set(ports)
         self.iface = iface
+        self.outgoing = outgoing    # keep sent frames too (a veth end; never on lo)
         self.frames: list[Frame] = []
         self.drops = 0
         self._last = 0.0  # monotonic time of the latest frame
@@ -48,7 +49,7 @@ class LoopbackCapture:
     def __enter__(self) -> LoopbackCapture:
         from scapy.sendrecv import AsyncSniffer
 
-        self._sock = _open_socket(self.iface, self.ports)
+        self._sock = _open_socket(self.iface, self.ports, self.outgoing)
         try:
             ready = threading.Event()
             self._sniffer = AsyncSniffer(opened_socket=self._sock, store=False,
@@ -106,7 +107,7 @@ class LoopbackCapture:
         return failure
 
 
-def _open_socket(iface: str, ports: set[int]):
+def _open_socket(iface: str, ports: set[int], outgoing: bool = False):
     """An AF_PACKET socket on `iface` with the port filter attached and nothing queued."""
     try:
         socket.if_nametoindex(iface)
@@ -128,7 +129,7 @@ def _open_socket(iface: str, ports: set[int]):
             sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
         except PermissionError:  # no CAP_NET_ADMIN: as much as net.core.rmem_max allows
             sock.ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        bpf.attach(sock.ins, bpf.tcp_ports_program(ports))
+        bpf.attach(sock.ins, bpf.tcp_ports_program(ports, outgoing=outgoing))
         # Frames queued between bind and attach passed no filter: discard them.
         while True:
             try:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tcptrace.errors import TcptraceError
 from tcptrace.live.loopback import Stage
@@ -35,6 +36,11 @@ class Mode:
     node: str           # the Node.js call that does the same
     run: Callable[[Roles, int], dict]
     retries: int = 1    # simultaneous close is retried until the FINs cross
+    closer: str | None = None   # who closes, when the mode decides (a vanishing server)
+    stage: Callable[..., Any] | None = None   # a run of its own (namespaces), else loopback
+    node_too: bool = False      # `run` also drives --runtime node (a Node process holds
+                                # the closer's socket), instead of node/close.js
+    where: str = ""             # where `stage` runs it, for the header
 
 
 class Roles:
@@ -44,6 +50,7 @@ class Roles:
         self.stage, self.rec = stage, stage.rec
         self.closer = closer
         self.peer = "server" if closer == "client" else "client"
+        self.runtime = "python"     # "node": the closer's socket lives in a Node process
 
     def sock(self, side: str) -> socket.socket:
         client, server = self.stage.pair
@@ -294,3 +301,7 @@ MODES = {m.name: m for m in (
 
 # Modes where "who closes" has no meaning: both sides close at once.
 SYMMETRIC = {"simultaneous"}
+
+
+# Modes kept in modules of their own (one concept each) register themselves in MODES.
+from tcptrace.live import ending_modes, port_reuse, vanish  # noqa: E402, F401

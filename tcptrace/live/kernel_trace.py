@@ -37,6 +37,7 @@ RST_REASONS = {
     "TCP_STATE": "abort: SO_LINGER {on, 0} close, or a socket torn down",
     "TCP_ABORT_ON_LINGER": "an orphaned FIN-WAIT-2 socket timed out (TCP_LINGER2)",
     "NO_SOCKET": "no socket for this segment",
+    "TCP_KEEPALIVE_TIMEOUT": "keepalive probes unanswered",
 }
 
 _LINE = re.compile(r"\s(\d+\.\d+):\s+(\w+):\s+(.*)$")
@@ -55,8 +56,10 @@ def parse_trace(text: str, client: tuple[str, int], server: tuple[str, int],
         t = float(m.group(1)) + clock_offset
         name, fields = m.group(2), dict(_KV.findall(m.group(3)))
         if name == "inet_sock_set_state" or name == "tcp_receive_reset":
-            local = (fields.get("saddr", ""), int(fields.get("sport", 0)))
-            peer = (fields.get("daddr", ""), int(fields.get("dport", 0)))
+            # An IPv6 socket's addresses are in saddrv6/daddrv6 (saddr is then 0.0.0.0).
+            v6 = "v6" if fields.get("family") == "AF_INET6" else ""
+            local = (fields.get("saddr" + v6, ""), int(fields.get("sport", 0)))
+            peer = (fields.get("daddr" + v6, ""), int(fields.get("dport", 0)))
         elif name == "tcp_send_reset":
             local, peer = _split(fields.get("src", "")), _split(fields.get("dest", ""))
         else:
@@ -166,8 +169,8 @@ class KernelTrace:
         remove_stale_instances(root)
         inst = root / "instances" / f"{INSTANCE_PREFIX}{os.getpid()}-{id(self):x}"
         try:
+            self._dir = inst        # first: a Ctrl-C right after mkdir still removes it
             inst.mkdir()
-            self._dir = inst
             (inst / "trace_clock").write_text("mono")
             (inst / "buffer_size_kb").write_text("512")
             port_filter = " || ".join(f"sport == {p} || dport == {p}" for p in self.ports)
@@ -183,6 +186,9 @@ class KernelTrace:
         except OSError as exc:
             self.why = f"kernel tracepoints unusable: {exc}"
             self._remove()
+        except BaseException:   # Ctrl-C half-way: __exit__ will not run, so clean up here
+            self._remove()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

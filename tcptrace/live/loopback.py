@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tcptrace.errors import TcptraceError
@@ -18,6 +19,9 @@ from tcptrace.model import AppEvent, StateObservation, TcpState, format_endpoint
 
 SERVER_IP = "127.0.0.1"
 CLIENT_IP = "127.0.0.2"
+# --ipv6: ::1 and a second loopback address, added to `lo` in a namespace of the run's own.
+SERVER_IP6 = "::1"
+CLIENT_IP6 = "::2"
 
 
 @dataclass
@@ -29,6 +33,9 @@ class Recorder:
     ports: list[int]
     observations: list[StateObservation] = field(default_factory=list)
     events: list[AppEvent] = field(default_factory=list)
+    # How to ask `ss` (default: in the caller's namespace); a run whose two sides live in
+    # two namespaces asks both.
+    run_ss: Callable[[list[int]], list[ss.SocketLine]] | None = None
 
     def event(self, side: str, what: str, t: float | None = None) -> None:
         """Record an application call; `t` is when it started (default: now)."""
@@ -53,7 +60,7 @@ class Recorder:
         deadline = time.monotonic() + timeout
         while True:
             before = time.time()
-            lines = ss.run_ss(self.ports)
+            lines = (self.run_ss or ss.run_ss)(self.ports)
             t = (before + time.time()) / 2
             socks = {"client": ss.find_socket(lines, self.client, self.server),
                      "server": ss.find_socket(lines, self.server, self.client)}
@@ -78,24 +85,27 @@ class Recorder:
 class Stage:
     """A listening server socket and a bound (not yet connected) client socket."""
 
-    def __init__(self, port: int = 0):
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def __init__(self, port: int = 0, server_ip: str = SERVER_IP, client_ip: str = CLIENT_IP):
+        family = socket.AF_INET6 if ":" in server_ip else socket.AF_INET
+        self.server_ip, self.client_ip = server_ip, client_ip
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        self.client = socket.socket(family, socket.SOCK_STREAM)
         self.server: socket.socket | None = None       # once connect() has accepted
         try:
-            self.listener.bind((SERVER_IP, port))
+            self.listener.bind((server_ip, port))
         except OSError as exc:
             self.close()
             if exc.errno == errno.EADDRINUSE:
-                raise TcptraceError(f"port {port} on {SERVER_IP} is already in use; "
+                raise TcptraceError(f"port {port} on {server_ip} is already in use; "
                                     "pick another --port or leave it out") from None
-            raise TcptraceError(f"cannot listen on {SERVER_IP}:{port}: {exc.strerror}") from None
+            raise TcptraceError(f"cannot listen on {format_endpoint(server_ip, port)}: "
+                                f"{exc.strerror}") from None
         self.listener.listen(1)
-        self.client.bind((CLIENT_IP, 0))
+        self.client.bind((client_ip, 0))
         self.server_port = self.listener.getsockname()[1]
         self.client_port = self.client.getsockname()[1]
-        self.rec = Recorder(client=format_endpoint(CLIENT_IP, self.client_port),
-                            server=format_endpoint(SERVER_IP, self.server_port),
+        self.rec = Recorder(client=format_endpoint(client_ip, self.client_port),
+                            server=format_endpoint(server_ip, self.server_port),
                             ports=[self.server_port])
 
     @property
@@ -107,7 +117,7 @@ class Stage:
 
     def connect(self) -> None:
         self.rec.event("client", "connect()")
-        self.client.connect((SERVER_IP, self.server_port))
+        self.client.connect((self.server_ip, self.server_port))
         self.server, _ = self.listener.accept()
         self.rec.event("server", "accept() returned")
         # The listener is no longer needed; closing it keeps ss output to the pair.

@@ -88,12 +88,24 @@ def close_json(run) -> dict:
         scenario["kernel"] = run.kernel_note
     if run.drops:
         scenario["capture_drops"] = run.drops
+    if run.ipv6:
+        scenario["ipv6"] = True
+    if run.where:
+        scenario["where"] = run.where
+    if run.findings:
+        scenario["findings"] = list(run.findings)
+    if run.facts:
+        scenario["facts"] = dict(run.facts)
     return {"schema": SCHEMA, "command": "close", "scenario": scenario,
             "connections": [connection_json(run.connection, run.views, run.verdict,
                                             observations=run.observations,
                                             events=run.events, counts=run.bytes,
                                             transitions=run.transitions,
-                                            kernel_events=run.kernel_events)]}
+                                            kernel_events=run.kernel_events)]
+            + [connection_json(c.connection, c.views, c.verdict,
+                               observations=c.observations, events=c.events,
+                               transitions=c.transitions, kernel_events=c.kernel_events)
+               for c in run.later]}
 
 
 def replay_json(path: str, shown: list[tuple[int, Connection, list[PacketView], Verdict]],

@@ -344,6 +344,11 @@ def conclusion_lines(verdict: Verdict, observations: Sequence[StateObservation] 
             "half-closed": "half-closed (one side's FIN only)",
             "unanswered": "unanswered (a SYN nobody replied to)",
             "open": "still open at the end (neither side closed)"}[verdict.close]
+    gone = [side for side in ("client", "server") if verdict.final[side] == TcpState.CLOSED]
+    if verdict.close == "open" and len(gone) == 1:    # a kernel gave up without a segment
+        other = "server" if gone[0] == "client" else "client"
+        kind = (f"no FIN or RST on the wire, yet the {gone[0]}'s socket is gone and the "
+                f"{other}'s is {verdict.final[other]}: half-open")
     who = f", first closer: {verdict.first_closer}" if verdict.first_closer else ""
     lines.append(f"How it ended: {kind}{who}" +
                  (f"; RST sent by {verdict.rst_from}" if verdict.rst_from else "") +
@@ -384,10 +389,11 @@ def render_connection(console: Console, conn: Connection, views: list[PacketView
                       events: Sequence[AppEvent] = (), counts: dict | None = None,
                       transitions: Sequence[Transition] = (),
                       kernel_events: Sequence[KernelEvent] = (), closer: str = "client",
-                      legend: bool = True, skipped: int = 0) -> None:
-    """The ladder, then how the connection ended, then (unless `legend` is off) what
-    the ladder's glyphs and tags mean. `skipped`: segments left out before the first
-    row (--close)."""
+                      legend: bool = True, skipped: int = 0,
+                      findings: Sequence[str] = ()) -> None:
+    """The ladder, then how the connection ended (and a live run's `findings`), then
+    (unless `legend` is off) what the ladder's glyphs and tags mean. `skipped`:
+    segments left out before the first row (--close)."""
     g = glyphs_for(console)
     rows = ladder_rows(views, observations, events, transitions, kernel_events,
                        verdict.final)
@@ -398,7 +404,7 @@ def render_connection(console: Console, conn: Connection, views: list[PacketView
     for line in ladder_lines(console, rows):
         console.print(line, soft_wrap=True)
     console.print()
-    for sentence in conclusion_lines(verdict, observations, counts, closer):
+    for sentence in [*conclusion_lines(verdict, observations, counts, closer), *findings]:
         print_wrapped(console, sentence, g, f"{g.bullet} ")
     if legend and rows:
         console.print()
@@ -431,15 +437,25 @@ def render_close(console: Console, run, legend: bool = True) -> None:
     header = [Text.assemble(("tcptrace close --mode ", "bold"), (run.mode.name, "bold cyan"),
                             f"   runtime: {run.runtime}   closer: {run.closer}"),
               *(text_for(g, line) for line in run.what_it_does),
+              *([text_for(g, f"Where: {run.where}", "dim")] if getattr(run, "where", "") else []),
               text_for(g, f"client {run.connection.client}  {g.to}  server "
                        f"{run.connection.server}   ({states}", "dim")]
     console.print(header_panel(g, header))
     if run.kernel_note:
         print_wrapped(console, f"note: {run.kernel_note}; states come from ss only", g,
                       style="dim")
+    later = getattr(run, "later", ())
     render_connection(console, run.connection, run.views, run.verdict, run.observations,
                       run.events, run.bytes, run.transitions, run.kernel_events, run.closer,
-                      legend)
+                      legend and not later, findings=getattr(run, "findings", ()))
+    for i, more in enumerate(later, 1):
+        console.print()
+        print_wrapped(console, f"A new connection on the same 4-tuple: client "
+                      f"{more.connection.client}  {g.to}  server {more.connection.server}",
+                      g, style="bold")
+        render_connection(console, more.connection, more.views, more.verdict,
+                          more.observations, more.events, None, more.transitions,
+                          more.kernel_events, run.closer, legend=legend and i == len(later))
     if run.drops:
         print_wrapped(console, f"warning: the kernel dropped {run.drops} frame(s) of this "
                       "capture (buffer full): the ladder may miss segments", g, style="red")
