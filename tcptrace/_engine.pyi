@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Protocol
 
 # (close, first_closer, rst_from, simultaneous, time_wait, client final, server final,
-#  conn_state, history)
-VerdictTuple = tuple[str, str | None, str | None, bool, str | None, str, str, str, str]
-# (packets, bytes, retransmissions, zero_windows, window_probes)
-SentTuple = tuple[int, int, int, int, int]
+#  conn_state, history, one_direction)
+VerdictTuple = tuple[str, str | None, str | None, bool, str | None, str, str, str, str, bool]
+# (packets, bytes, retransmissions, zero_windows, window_probes, capture_duplicates,
+#  inferred)
+SentTuple = tuple[int, int, int, int, int, int, int]
 # (t, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame),
 #  comments)
 SegmentTuple = tuple[float, str, int, str, int, int, int, int, int, int,
@@ -60,6 +61,8 @@ class Connection:
                               str | None, float, float, int, VerdictTuple, SentTuple,
                               SentTuple]: ...
     def cells(self) -> list[str]: ...
+    @property
+    def encap(self) -> list[str]: ...
     def detail(self) -> DetailTuple | None: ...
     def json_line(self) -> str: ...
 
@@ -67,7 +70,8 @@ class Connection:
 class Scan:
     """A capture read once, front to back."""
 
-    def __init__(self, path: str, linger: float, keep: int | None = None) -> None: ...
+    def __init__(self, path: str, linger: float, keep: int | None = None,
+                 vxlan_ports: list[int] = ...) -> None: ...
     def next_batch(self, n: int, records: int) -> list[Connection]: ...
     def next_json_lines(self, n: int, records: int) -> tuple[bytes, int]: ...
     @property
@@ -84,6 +88,8 @@ class Scan:
     def connections(self) -> int: ...
     @property
     def peak_open(self) -> int: ...
+    @property
+    def skipped(self) -> list[tuple[str, int]]: ...
 
 
 def decode_frames(frames: Sequence[tuple[float, bytes]],

@@ -10,8 +10,10 @@ from __future__ import annotations
 from tcptrace.engine import (
     ACK_OF_FIN,
     AFTER_CLOSE,
+    CAPTURE_DUPLICATE,
     DELAYED_ACK,
     DUP_ACK,
+    INFERRED,
     KEEP_ALIVE,
     MID_CONNECTION,
     OUT_OF_ORDER,
@@ -42,9 +44,12 @@ def relative_views(conn: Connection, initial: tuple[str, str],
     before = dict(zip(("client", "server"), initial, strict=True))
     last_win = {"client": -1, "server": -1}
     rst_seen = False
+    reach = {"client": 0, "server": 0}     # each side's highest sequence number + 1
     views = []
     for step in steps:
-        note = _note(step, before, last_win[step.sender], rst_seen, conn)
+        late = step.seq + step.length < reach[step.sender]
+        note = _note(step, before, last_win[step.sender], rst_seen, conn, late)
+        reach[step.sender] = max(reach[step.sender], step.seq + step.length)
         seg = step.segment
         views.append(PacketView(step.t - t0, step.sender, flag_names(step.flags), step.seq,
                                 step.ack, step.length, step.win, note, step.client_state,
@@ -56,10 +61,21 @@ def relative_views(conn: Connection, initial: tuple[str, str],
 
 
 def _note(step: Step, before: dict[str, str], prev_win: int, rst_seen: bool,
-          conn: Connection) -> str:
+          conn: Connection, late: bool = False) -> str:
     x = step.sender
     y = _OTHER[x]
     after = {"client": step.client_state, "server": step.server_state}
+    if step.tags & CAPTURE_DUPLICATE:
+        return (f"capture duplicate: the same {x} frame recorded again (the same bytes),"
+                " not a retransmission: it changes nothing")
+    note = _rules(step, x, y, before, after, prev_win, rst_seen, conn, late)
+    if step.tags & INFERRED:
+        note = f"{note}; inferred from the {y}'s ACKs (not in the capture)"
+    return note
+
+
+def _rules(step: Step, x: str, y: str, before: dict[str, str], after: dict[str, str],
+           prev_win: int, rst_seen: bool, conn: Connection, late: bool) -> str:
     if step.flags & RST:
         note = _rst(step, x, y, before, after, conn)
     elif step.tags & AFTER_CLOSE:
@@ -70,7 +86,7 @@ def _note(step: Step, before: dict[str, str], prev_win: int, rst_seen: bool,
         elif step.flags & FIN:
             note = _fin(step, x, y, after)
         elif step.length and not step.tags & (WINDOW_PROBE | KEEP_ALIVE):
-            note = _data(step, x, y, before)
+            note = _data(step, x, y, before, late)
         else:
             note = _ack(step, x, y, before, prev_win)
         changes = _changes(x, y, before, after)
@@ -131,7 +147,7 @@ def _syn(step: Step, x: str) -> str:
     if step.flags & ACK:
         if step.tags & RETRANSMISSION:
             return f"{x} retransmits its SYN+ACK"
-        opts = _options(step)
+        opts = "" if step.tags & INFERRED else _options(step)    # unseen options
         return f"{x} accepts: SYN+ACK ({opts})" if opts else f"{x} accepts: SYN+ACK"
     if step.tags & RETRANSMISSION:
         return f"{x} retransmits its SYN (no answer yet)"
@@ -158,10 +174,13 @@ def _fin(step: Step, x: str, y: str, after: dict[str, str]) -> str:
     return f"{x} has finished sending: FIN"
 
 
-def _data(step: Step, x: str, y: str, before: dict[str, str]) -> str:
+def _data(step: Step, x: str, y: str, before: dict[str, str], late: bool = False) -> str:
     tags, n = step.tags, step.length
     if tags & RETRANSMISSION:
         note = f"{x} retransmits {n} bytes (seq already sent)"
+    elif tags & OUT_OF_ORDER and late:
+        note = (f"{x}'s {n} bytes captured out of order: they fill the gap before"
+                " data already seen (counted once, not a retransmission)")
     elif tags & OUT_OF_ORDER:
         note = f"{x} sends {n} bytes after a gap (earlier data not captured)"
     elif before[y] == TcpState.SYN_RECEIVED:

@@ -154,6 +154,7 @@ class Verdict:
     final: dict[str, str]       # {"client": state, "server": state}
     conn_state: str = ""        # Zeek's conn_state
     history: str = ""           # Zeek's history
+    one_direction: bool = False  # one side unseen; its segments inferred from its ACKs
 
 
 @dataclass(slots=True)
@@ -167,6 +168,7 @@ class Connection:
     segments: list[Segment] = field(default_factory=list)
     vlan: tuple[int, ...] = ()
     roles_guessed: str | None = None  # why the roles are a guess, when no SYN was seen
+    encap: tuple[str, ...] = ()  # tunnels and labels it travelled in, outermost first
 
     @property
     def client(self) -> str:

@@ -1,17 +1,17 @@
 //! Which connection a segment belongs to, who the client is, and when a connection is
 //! done with: the one grouping that `replay`, `summary` and every other command share.
 //!
-//! **Keys.** A connection is keyed on its VLAN stack and its two (address, port)
-//! endpoints, not on hosts, so 127.0.0.1:a ↔ 127.0.0.1:b is one connection and its
+//! **Keys.** A connection is keyed on its VLAN stack, its encapsulation path (tunnels
+//! and MPLS labels, `encap.rs`) and its two (address, port) endpoints, not on hosts, so 127.0.0.1:a ↔ 127.0.0.1:b is one connection and its
 //! halves stay together. Each connection is found under the key of each direction it
 //! has been seen in: (VLAN stack, sender, receiver).
 //!
-//! **VLAN rule.** Copies of one conversation on different VLAN stacks are different
-//! connections (a mirror port seeing the same traffic untagged, tagged and double
-//! tagged), except that a segment on a new VLAN stack joins an existing connection when
+//! **VLAN rule.** Copies of one conversation on different VLAN stacks (or paths:
+//! plain and inside VXLAN) are different connections (a mirror port seeing the same
+//! traffic untagged, tagged and double tagged), except that a segment on a new VLAN stack joins an existing connection when
 //! it is that connection's reverse direction and the connection has no reverse traffic
-//! yet: routers often carry the two directions of a session on different VLANs. A
-//! connection's `vlan` is the stack of its first segment.
+//! yet: routers often carry the two directions of a session on different VLANs (or
+//! MPLS labels). A connection's `vlan` and `encap` are those of its first segment.
 //!
 //! **Port reuse.** A SYN (no ACK) on a known 4-tuple starts a new connection when the
 //! old one ended (both FINs, or an RST) or the SYN's sender had already sent its FIN (a
@@ -35,6 +35,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
+use crate::encap::{path_word, Layer};
 use crate::observer::{Observer, State, Step};
 use crate::segment::{Endpoint, Segment, ACK, FIN, RST, SYN};
 use crate::verdict::{classify, Verdict};
@@ -63,6 +64,10 @@ pub struct Sent {
     pub zero_windows: u64,
     /// Persist probes sent into the peer's zero window.
     pub window_probes: u64,
+    /// Frames that were the capture's copies of its segments (also in `packets`).
+    pub capture_duplicates: u64,
+    /// Segments the capture missed, inferred from the peer's ACKs (not in `packets`).
+    pub inferred: u64,
 }
 
 /// One connection's segments, as the ladder needs them, with the observer's steps.
@@ -83,6 +88,8 @@ pub struct Finished {
     pub client: Endpoint,
     pub server: Endpoint,
     pub vlan: Vec<u16>,
+    /// Its first segment's tunnels and labels, outermost first.
+    pub encap: Vec<Layer>,
     /// Why the roles are a guess, when no SYN or SYN+ACK settled them.
     pub roles_guessed: Option<String>,
     /// Capture times of its first and last segment.
@@ -134,7 +141,8 @@ fn vlan_word(tags: &[u16]) -> u64 {
     word
 }
 
-/// The key of one direction of a connection: VLAN stack, sender, receiver.
+/// The key of one direction of a connection: VLAN stack and encapsulation path (in one
+/// word), sender, receiver.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct Key {
     src: Packed,
@@ -163,6 +171,7 @@ struct Conn {
     stream: u64,
     keys: Vec<Key>,
     vlan: Vec<u16>,
+    encap: Vec<Layer>,
     a: Endpoint,
     b: Endpoint,
     pa: Packed,
@@ -315,9 +324,10 @@ impl Scanner {
         let key = Key {
             src: seg.src.into(),
             dst: seg.dst.into(),
-            vlan: vlan_word(&seg.vlan),
+            vlan: vlan_word(&seg.vlan) ^ path_word(&seg.encap),
         };
-        if !seg.vlan.is_empty() && self.by_pair.is_none() {
+        let tagged = !seg.vlan.is_empty() || !seg.encap.is_empty();
+        if tagged && self.by_pair.is_none() {
             self.index_pairs();
         }
         let mut entry = self.by_key.get(&key).copied();
@@ -444,6 +454,7 @@ impl Scanner {
             stream: self.connections,
             keys: vec![key],
             vlan: seg.vlan.clone(),
+            encap: seg.encap.clone(),
             a,
             b,
             pa,
@@ -605,6 +616,8 @@ fn finish(conn: Conn) -> Finished {
         retransmissions: s.retransmissions,
         zero_windows: s.zero_windows,
         window_probes: s.window_probes,
+        capture_duplicates: s.capture_duplicates,
+        inferred: s.inferred,
     };
     let detail = kept.map(|kept| {
         let mut observer = Observer::new();
@@ -614,9 +627,10 @@ fn finish(conn: Conn) -> Finished {
             segments.push(seg);
         }
         let initial = observer.initial;
+        let (segments, steps) = observer.into_detail(segments);
         Detail {
             segments,
-            steps: observer.into_steps(),
+            steps,
             initial,
         }
     });
@@ -625,6 +639,7 @@ fn finish(conn: Conn) -> Finished {
         client,
         server,
         vlan: conn.vlan,
+        encap: conn.encap,
         roles_guessed,
         first: conn.first,
         last: conn.last,
@@ -644,7 +659,7 @@ pub fn analyse(segments: Vec<Segment>, client: Endpoint) -> (Detail, Verdict) {
     }
     let verdict = classify(&observer);
     let initial = observer.initial;
-    let steps = observer.into_steps();
+    let (segments, steps) = observer.into_detail(segments);
     (
         Detail {
             segments,

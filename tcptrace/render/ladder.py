@@ -355,6 +355,9 @@ TAG_MEANINGS = {
     "simultaneous-close": "both FINs crossed on the wire",
     "out-of-window": "outside what the receiver's window allows",
     "after-close": "arrives after that side had closed",
+    "capture-duplicate": "the capture recorded the same frame again (same bytes, µs apart): "
+                         "not a retransmission, it changes nothing",
+    "inferred": "not in the capture: proved by what the other side acknowledges",
 }
 
 
@@ -405,6 +408,10 @@ def conclusion_lines(verdict: Verdict, observations: Sequence[StateObservation] 
     lines.append(f"How it ended: {kind}{who}" +
                  (f"; RST sent by {verdict.rst_from}" if verdict.rst_from else "") +
                  ("; the FINs crossed (simultaneous close)" if verdict.simultaneous else ""))
+    if verdict.one_direction:
+        lines.append("One direction captured: the other side's segments are inferred from "
+                     "the ACKs of the side seen (rows tagged [inferred]); how it ended is as "
+                     "far as those ACKs prove.")
     if verdict.time_wait:
         timer = ""
         for obs in reversed(observations):
