@@ -12,10 +12,11 @@ VerdictTuple = tuple[str, str | None, str | None, bool, str | None, str, str, st
 # (packets, bytes, retransmissions, zero_windows, window_probes, capture_duplicates,
 #  inferred)
 SentTuple = tuple[int, int, int, int, int, int, int]
-# (t, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame),
-#  comments)
+# (t, src, sport, dst, dport, flags, seq, ack, length, win,
+#  (wscale, mss, vlan, frame, ip_id, checksum), comments)
 SegmentTuple = tuple[float, str, int, str, int, int, int, int, int, int,
-                     tuple[int | None, int | None, list[int], int], list[str]]
+                     tuple[int | None, int | None, list[int], int, int | None, int | None],
+                     list[str]]
 # (t, sender, flags, seq, ack, length, win, client_state, server_state, tags, acked, delay)
 StepTuple = tuple[float, str, int, int, int, int, int, str, str, int, int, float]
 DetailTuple = tuple[list[SegmentTuple], list[StepTuple], tuple[str, str]]
@@ -44,6 +45,8 @@ class SegmentLike(Protocol):
     vlan: tuple[int, ...]
     frame: int
     comments: tuple[str, ...]
+    ip_id: int | None
+    checksum: int | None
 
 
 class Connection:

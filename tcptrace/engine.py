@@ -117,10 +117,10 @@ class ConnectionSummary:
 
 
 def _segment(t: _engine.SegmentTuple) -> Segment:
-    ts, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame), \
-        comments = t
+    ts, src, sport, dst, dport, flags, seq, ack, length, win, \
+        (wscale, mss, vlan, frame, ip_id, checksum), comments = t
     return Segment(ts, src, sport, dst, dport, flags, seq, ack, length, win, wscale, mss,
-                   tuple(vlan), frame, tuple(comments))
+                   tuple(vlan), frame, tuple(comments), ip_id, checksum)
 
 
 def verdict_of(v: _engine.VerdictTuple) -> Verdict:
@@ -133,9 +133,11 @@ def verdict_of(v: _engine.VerdictTuple) -> Verdict:
 
 def _steps(segment_tuples: list[_engine.SegmentTuple], step_tuples: list[_engine.StepTuple]
            ) -> tuple[list[Segment], list[Step]]:
+    """The captured segments and every step, each with its segment: an inferred step's
+    is the engine's reconstruction (frame 0), in no record of the capture."""
     segments = [_segment(s) for s in segment_tuples]
     steps = [Step(*st, seg) for st, seg in zip(step_tuples, segments, strict=True)]
-    return segments, steps
+    return [st.segment for st in steps if not st.tags & INFERRED], steps
 
 
 def summary_of(raw: _engine.Connection) -> ConnectionSummary:
@@ -272,11 +274,11 @@ def analyse_segments(conn: Connection) -> tuple[list[Step], tuple[str, str], Ver
     """A connection already decoded (its segments and its client known): the observer's
     steps, both states before the first segment, and the verdict."""
     try:
-        (_, step_tuples, initial), verdict = _engine.analyse_segments(
+        (segment_tuples, step_tuples, initial), verdict = _engine.analyse_segments(
             conn.segments, conn.client_ip, conn.client_port)
     except _engine.CaptureError as e:
         raise TcptraceError(str(e)) from None
-    steps = [Step(*st, seg) for st, seg in zip(step_tuples, conn.segments, strict=True)]
+    _, steps = _steps(segment_tuples, step_tuples)
     return steps, initial, verdict_of(verdict)
 
 

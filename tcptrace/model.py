@@ -65,6 +65,8 @@ class Segment:
     vlan: tuple[int, ...] = ()  # 802.1Q tags, outermost first
     frame: int = 0              # 1-based record number in the capture
     comments: tuple[str, ...] = ()  # pcapng packet comments
+    ip_id: int | None = None    # IPv4 ID: a capture's copy of a frame repeats it
+    checksum: int | None = None  # TCP checksum, when captured
 
     def has(self, bit: int) -> bool:
         return bool(self.flags & bit)

@@ -191,6 +191,8 @@ def _packet_row(t: float, view: PacketView) -> Row:
     for comment in view.comments:
         why.append(f"\n  comment: {shown(comment)}", style="italic")
     frame = str(view.segment.frame) if view.segment and view.segment.frame else ""
+    if "inferred" in view.tags:
+        frame = "-"         # in no record of the capture
     return Row(t, "packet", state_text(view.client_state), state_text(view.server_state),
                why, frame, view)
 
@@ -368,7 +370,8 @@ def legend_lines(rows: list[Row], glyphs: Glyphs = UNICODE) -> list[tuple[str, s
     if "packet" in kinds:
         out.append((f"{g.line}{g.line}{g.right} {g.left}{g.line}{g.line}", "a segment, "
                     "towards its receiver: flags, seq/ack relative to each side's first "
-                    "sequence number, len = payload bytes; frame = its number in the capture"))
+                    "sequence number, len = payload bytes; frame = its number in the capture "
+                    "(- for a segment inferred, not captured)"))
     if "ss" in kinds:
         out.append((f"{g.ss * 2} ss {g.ss * 2}", "both sockets' states as `ss` reported "
                     "them after the step named"))
