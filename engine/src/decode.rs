@@ -181,6 +181,9 @@ struct Walk<'a> {
     ports: Ports<'a>,
     vlan: Vec<u16>,
     encap: Vec<Layer>,
+    /// A UDP port that looked like VXLAN without being read as it: a segment found
+    /// through it is reported as skipped (`Skip::VxlanPort`), not decoded.
+    unread_port: Option<u16>,
 }
 
 /// The TCP segment in one captured frame, or None if there is none.
@@ -224,12 +227,17 @@ pub fn decode_frame(frame: &Frame, comments: Vec<String>, ports: Ports) -> Decod
         ports,
         vlan: Vec::new(),
         encap: Vec::new(),
+        unread_port: None,
     };
     let Some(mut at) = link_layer(frame.linktype, frame.data) else {
         return Decoded::Skipped(Skip::LinkType(frame.linktype));
     };
     for _ in 0..MAX_LAYERS {
         at = match at {
+            At::Tcp(_, _, _, _) if walk.unread_port.is_some() => {
+                let port = walk.unread_port.unwrap_or_default();
+                return Decoded::Skipped(Skip::VxlanPort(port));
+            }
             At::Tcp(p, len, addrs, ip_id) => {
                 let meta = Meta {
                     ts: frame.ts,
@@ -246,6 +254,7 @@ pub fn decode_frame(frame: &Frame, comments: Vec<String>, ports: Ports) -> Decod
             }
             other => match walk.step(other) {
                 Ok(next) => next,
+                Err(_) if walk.unread_port.is_some() => return Decoded::Other,
                 Err(None) => return Decoded::Other,
                 Err(Some(skip)) => return Decoded::Skipped(skip),
             },
@@ -434,7 +443,9 @@ impl Walk<'_> {
                 } else if self.ports.geneve.contains(&dport) {
                     tunnel::geneve(self.data, p + UDP_HDR)?
                 } else if tunnel::looks_like_vxlan(self.data, p + UDP_HDR) {
-                    return Err(Some(Skip::VxlanPort(dport)));
+                    // Followed to see whether it holds TCP; counted, not decoded.
+                    self.unread_port.get_or_insert(dport);
+                    tunnel::vxlan(self.data, p + UDP_HDR)?
                 } else {
                     return Err(None);
                 };

@@ -143,8 +143,8 @@ pub enum Skip {
     TunnelCut,
     /// Encapsulations nested deeper than the decoder follows.
     TooDeep,
-    /// UDP to a port not read as VXLAN, holding what looks like a VXLAN header and an
-    /// Ethernet frame with IP in it (`--vxlan-port` reads it).
+    /// UDP to a port not read as VXLAN, holding what looks like a VXLAN header and, in
+    /// the frame inside, a TCP segment (`--vxlan-port` reads it).
     VxlanPort(u16),
 }
 

@@ -109,11 +109,12 @@ def connections_table(listing: Listing, width: int = 1000,
                          no_wrap=name != "how it closed", overflow="fold")
     index = {name: header.index(name) for name in names}
     for cells in rows:
-        styled = [state_text(cells[i]) if n.endswith(" final") else cells[i]
+        # Text, never markup: "[fd00::1]:80" would read as a rich style tag.
+        styled = [state_text(cells[i]) if n.endswith(" final") else Text(cells[i])
                   for n, i in index.items()]
         if stacked:
             client = names.index("client")
-            styled[client] = f"{cells[index['client']]}\n{cells[header.index('server')]}"
+            styled[client] = Text(f"{cells[index['client']]}\n{cells[header.index('server')]}")
         table.add_row(*styled)
     return table, dropped, _span(widths)
 
