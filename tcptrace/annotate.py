@@ -68,10 +68,25 @@ def _note(step: Step, before: dict[str, str], prev_win: int, rst_seen: bool,
     if step.tags & CAPTURE_DUPLICATE:
         return (f"capture duplicate: the same {x} frame recorded again (the same bytes),"
                 " not a retransmission: it changes nothing")
-    note = _rules(step, x, y, before, after, prev_win, rst_seen, conn, late)
     if step.tags & INFERRED:
-        note = f"{note}; inferred from the {y}'s ACKs (not in the capture)"
-    return note
+        return _inferred(step, x, y, before, after)
+    return _rules(step, x, y, before, after, prev_win, rst_seen, conn, late)
+
+
+def _inferred(step: Step, x: str, y: str, before: dict[str, str], after: dict[str, str]
+              ) -> str:
+    """A segment of x's that the capture missed and y's ACKs prove: only what they
+    prove (not how x split it into segments, nor its timing)."""
+    if step.flags & SYN:
+        what = f"{x} accepts: SYN+ACK"
+    elif step.flags & FIN:
+        what = f"{x}'s FIN" + (f", having ACKed the {y}'s FIN" if step.tags & ACK_OF_FIN
+                               else "")
+    else:
+        what = f"{x} sends {step.length} bytes"
+    changes = _changes(x, y, before, after, plain=True)
+    return f"{what}: inferred from the {y}'s ACKs (not in the capture)" + \
+        (f"; {changes}" if changes else "")
 
 
 def _rules(step: Step, x: str, y: str, before: dict[str, str], after: dict[str, str],
@@ -105,16 +120,20 @@ def _aside(note: str, text: str) -> str:
     return f"{note[:-1]}; {text})" if note.endswith(")") else f"{note} ({text})"
 
 
-def _changes(x: str, y: str, before: dict[str, str], after: dict[str, str]) -> str:
+def _changes(x: str, y: str, before: dict[str, str], after: dict[str, str],
+             plain: bool = False) -> str:
     """'client enters FIN-WAIT-1; server CLOSE-WAIT': closing-state changes only (the
-    columns show the handshake states well enough)."""
+    columns show the handshake states well enough); `plain`: the states alone, with
+    no word on how long a state lasted (the capture did not show it)."""
     parts: list[str] = []
     for side in (x, y):
         old, new = before[side], after[side]
         # From "?" nothing is entered: a refused SYN's receiver is only filled in later.
         if new == old or new not in _CLOSING_STATES or old == TcpState.UNKNOWN:
             continue
-        if new == TcpState.TIME_WAIT:
+        if plain:
+            pass
+        elif new == TcpState.TIME_WAIT:
             new = ("TIME-WAIT for 60 s, via FIN-WAIT-2 for µs on Linux"
                    if old == TcpState.FIN_WAIT_1
                    else "TIME-WAIT for 2*MSL, 60 s on Linux")
