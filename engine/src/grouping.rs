@@ -2,14 +2,16 @@
 //! done with: the one grouping that `replay`, `summary` and every other command share.
 //!
 //! **Keys.** A connection is keyed on its VLAN stack, its encapsulation path (tunnels
-//! and MPLS labels, `encap.rs`) and its two (address, port) endpoints, not on hosts, so 127.0.0.1:a ↔ 127.0.0.1:b is one connection and its
-//! halves stay together. Each connection is found under the key of each direction it
-//! has been seen in: (VLAN stack, sender, receiver).
+//! and MPLS labels, `encap.rs`) and its two (address, port) endpoints, not on hosts,
+//! so 127.0.0.1:a ↔ 127.0.0.1:b is one connection and its halves stay together. Each
+//! connection is found under the key of each direction it has been seen in: (VLAN
+//! stack and path, sender, receiver).
 //!
 //! **VLAN rule.** Copies of one conversation on different VLAN stacks (or paths:
 //! plain and inside VXLAN) are different connections (a mirror port seeing the same
-//! traffic untagged, tagged and double tagged), except that a segment on a new VLAN stack joins an existing connection when
-//! it is that connection's reverse direction and the connection has no reverse traffic
+//! traffic untagged, tagged and double tagged), except that a segment on a new VLAN
+//! stack or path joins an existing connection when it is that connection's reverse
+//! direction and the connection has no reverse traffic
 //! yet: routers often carry the two directions of a session on different VLANs (or
 //! MPLS labels). A connection's `vlan` and `encap` are those of its first segment.
 //!

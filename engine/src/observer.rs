@@ -66,6 +66,12 @@
 //! That is only said of an endpoint shown to be near the capture point: a far one's ACKs
 //! wander with its RTT.
 //!
+//! Two tags come from what the capture itself did: `capture-duplicate`, the same frame
+//! recorded twice, which moves nothing (`copies.rs`); and `inferred`, a segment the
+//! capture missed that the other side's ACKs prove, fed through the state machine just
+//! before the ACK that proves it (`infer.rs`). Data that fills the gap before a block
+//! already seen is `out-of-order` (bytes seen late, counted once), not a retransmission.
+//!
 //! A persist (zero-window) probe is a segment without SYN, FIN or RST, sent while the
 //! last window its receiver advertised is 0, in one of two shapes:
 //!

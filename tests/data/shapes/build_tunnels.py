@@ -88,7 +88,7 @@ def exchange(client: str, server: str, port: int, wrap: Wrap, t0: float
 
 def main() -> None:
     packets = []
-    for i, (name, (wrap, client, server)) in enumerate(WRAPS.items()):
+    for i, (wrap, client, server) in enumerate(WRAPS.values()):
         for t, pkt in exchange(client, server, 8000 + i, wrap, 1_700_000_000 + i):
             pkt.time = t
             packets.append(pkt)
