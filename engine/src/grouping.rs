@@ -810,6 +810,43 @@ mod tests {
     }
 
     #[test]
+    fn tunnelled_copies_stay_apart_and_both_tunnel_directions_join() {
+        use crate::encap::{Kind, Layer};
+        let vxlan = |s: &mut Segment, from_client: bool| {
+            let (a, b) = (s.src.ip, s.dst.ip); // stand-ins for the tunnel's endpoints
+            let outer = if from_client { (a, b) } else { (b, a) };
+            s.encap = vec![Layer {
+                outer: Some(outer),
+                ..Layer::new(Kind::Vxlan, 42)
+            }];
+        };
+        let plain = closed(0.0, C);
+        let mut tunnelled = closed(0.0005, C);
+        for s in &mut tunnelled {
+            let from_client = s.src.port == 40000;
+            vxlan(s, from_client);
+        }
+        let mut both: Vec<Segment> = plain.into_iter().chain(tunnelled).collect();
+        both.sort_by(|x, y| x.t.total_cmp(&y.t));
+        let done = scan(both, 60.0, Keep::Nothing);
+        assert_eq!(done.len(), 2);
+        assert!(done
+            .iter()
+            .all(|d| d.packets == 6 && d.verdict.close == Close::Fin));
+        assert_eq!(
+            done.iter().map(|d| d.encap.len()).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        // MPLS labels differ per direction: the way back joins the connection.
+        let mut labelled = closed(0.0, C);
+        for s in &mut labelled {
+            let label = if s.src.port == 40000 { 100 } else { 300 };
+            s.encap = vec![Layer::new(Kind::Mpls, label)];
+        }
+        assert_eq!(scan(labelled, 60.0, Keep::Nothing).len(), 1);
+    }
+
+    #[test]
     fn vlan_stacks_are_told_apart_by_their_word() {
         assert_ne!(vlan_word(&[]), vlan_word(&[0]));
         assert_ne!(vlan_word(&[10, 20]), vlan_word(&[20, 10]));
