@@ -81,6 +81,9 @@ def test_one_direction_in_the_table_and_the_summary(replay, summary):
                                       "capture_duplicates": 0, "inferred": 3}
     listing = rp.list_connections(SHAPES / "one-direction.pcap")
     assert listing.rows[0].cells[6] == "one direction captured"
+    code, out, _ = summary(SHAPES / "one-direction.pcap", "--width", 200)
+    assert code == 0 and "1 connection with one direction captured" in out
+    assert "3 segments the capture missed, inferred" in out
 
 
 # -- capture duplicates -------------------------------------------------------------------
@@ -120,6 +123,11 @@ def test_doubled_summary_counts_copies_apart(summary):
         assert got["capture_duplicates"] == want["packets"]
         assert got["packets"] == 2 * want["packets"]
         assert (got["bytes"], got["retransmissions"]) == (want["bytes"], 0)
+    copies = line["sent"]["client"]["capture_duplicates"] + \
+        line["sent"]["server"]["capture_duplicates"]
+    _, out, _ = summary(SHAPES / "doubled.pcap", "--width", 200)
+    assert f"{copies} capture duplicates" in out and "no zero windows, window probes or " \
+        "retransmissions" in out
 
 
 # -- tunnels ------------------------------------------------------------------------------
