@@ -613,13 +613,13 @@ fn finish(conn: Conn) -> Finished {
         (_, None, None) => Observer::new(),
     };
     let sent = |s: &crate::observer::Side| Sent {
+        capture_duplicates: obs.capture_duplicates(s.role),
+        inferred: obs.inferred(s.role),
         packets: s.packets,
         bytes: s.bytes,
         retransmissions: s.retransmissions,
         zero_windows: s.zero_windows,
         window_probes: s.window_probes,
-        capture_duplicates: s.capture_duplicates,
-        inferred: s.inferred,
     };
     let detail = kept.map(|kept| {
         let mut observer = Observer::new();

@@ -265,6 +265,9 @@ const MODULUS: i64 = 0x1_0000_0000;
 /// RFC 7323 2.3: a shift count above 14 is used as 14 (Linux clamps too).
 const MAX_WSCALE: u8 = 14;
 
+/// A side's two latest segments: (fingerprint, time, the peer's packets then).
+type Recent = [(u64, f64, u64); 2];
+
 /// Which side of the connection.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub enum Role {
@@ -365,13 +368,6 @@ pub struct Side {
     pub window_probes: u64,
     pub retransmissions: u64,
     pub synack_sent: bool,
-    /// Frames that were the capture's copies of this side's segments.
-    pub capture_duplicates: u64,
-    /// Segments of this side inferred from the peer's ACKs (the capture missed them).
-    pub inferred: u64,
-    /// Its two latest segments' fingerprints and times, with the peer's packet count
-    /// then, to recognise capture copies.
-    recent: [(u64, f64, u64); 2],
 }
 
 impl Side {
@@ -404,9 +400,6 @@ impl Side {
             window_probes: 0,
             retransmissions: 0,
             synack_sent: false,
-            capture_duplicates: 0,
-            inferred: 0,
-            recent: [(0, f64::NEG_INFINITY, 0); 2],
         }
     }
 
@@ -509,6 +502,14 @@ pub struct Observer {
     steps: Vec<Step>,
     /// Segments inferred while annotating, each with the index of its Step.
     inferred_segments: Vec<(usize, Segment)>,
+    /// Each side's (client, server) two latest segments' fingerprints and times, with
+    /// the peer's packet count then, to recognise capture copies. Kept here, not in
+    /// `Side`: the sides are moved out and back for every segment.
+    recent: [Recent; 2],
+    /// Per side (client, server): frames that were the capture's copies of its
+    /// segments, and its segments inferred from the peer's ACKs.
+    copies: [u64; 2],
+    inferred: [u64; 2],
     /// Steps since a SYN whose receiver has not answered: from this index on.
     syn_from: Option<usize>,
     syn_side: Option<Role>,
@@ -540,9 +541,22 @@ impl Observer {
             zeek: ZeekTracker::new(),
             steps: Vec::new(),
             inferred_segments: Vec::new(),
+            recent: [[(0, f64::NEG_INFINITY, 0); 2]; 2],
+            copies: [0; 2],
+            inferred: [0; 2],
             syn_from: None,
             syn_side: None,
         }
+    }
+
+    /// Frames that were the capture's copies of `role`'s segments (also in its packets).
+    pub fn capture_duplicates(&self, role: Role) -> u64 {
+        self.copies[role as usize]
+    }
+
+    /// `role`'s segments the capture missed, inferred from the peer's ACKs (no packets).
+    pub fn inferred(&self, role: Role) -> u64 {
+        self.inferred[role as usize]
     }
 
     pub fn steps(&self) -> &[Step] {
@@ -598,7 +612,10 @@ impl Observer {
             self.infer(s, r, seg, annotate);
         }
         if let Some(fp) = fingerprint {
-            s.recent = [(fp, seg.t, r.packets), s.recent[0]];
+            // Field by field: a new array here is a memcpy call per segment.
+            let recent = &mut self.recent[s.role as usize];
+            recent[1] = recent[0];
+            recent[0] = (fp, seg.t, r.packets);
         }
         self.apply(s, r, seg, annotate, false);
     }
@@ -617,7 +634,7 @@ impl Observer {
             0
         };
         if inferred {
-            s.inferred += 1;
+            self.inferred[s.role as usize] += 1;
             tags |= INFERRED;
         } else {
             self.packets += 1;
@@ -1368,8 +1385,8 @@ mod tests {
         assert_eq!(classify(&double), classify(&single));
         assert_eq!(
             (
-                double.client.capture_duplicates,
-                double.server.capture_duplicates
+                double.capture_duplicates(Role::Client),
+                double.capture_duplicates(Role::Server)
             ),
             (6, 5)
         );
@@ -1392,7 +1409,7 @@ mod tests {
         ]));
         assert_eq!(tags(&obs, 4), ["retransmission"]);
         assert_eq!(tags(&obs, 5), ["retransmission"]);
-        assert_eq!(obs.client.capture_duplicates, 0);
+        assert_eq!(obs.capture_duplicates(Role::Client), 0);
     }
 
     #[test]
@@ -1406,7 +1423,7 @@ mod tests {
         ]));
         assert!(tags(&obs, 5).is_empty());
         assert_eq!(tags(&obs, 6), ["capture-duplicate"]);
-        assert_eq!(obs.client.capture_duplicates, 1);
+        assert_eq!(obs.capture_duplicates(Role::Client), 1);
     }
 
     #[test]
@@ -1491,7 +1508,11 @@ mod tests {
             (crate::verdict::Close::Fin, Some(Role::Client))
         );
         assert_eq!(
-            (obs.server.packets, obs.server.inferred, obs.server.bytes),
+            (
+                obs.server.packets,
+                obs.inferred(Role::Server),
+                obs.server.bytes
+            ),
             (0, 3, 44)
         );
         assert!(obs.handshake);
@@ -2257,7 +2278,7 @@ mod proptests {
                 full.feed(*from_client, s, true);
                 cheap.feed(*from_client, s, false);
             }
-            let inferred = (full.client.inferred + full.server.inferred) as usize;
+            let inferred = (full.inferred(Role::Client) + full.inferred(Role::Server)) as usize;
             prop_assert_eq!(full.steps().len(), segs.len() + inferred);
             prop_assert!(cheap.steps().is_empty());
             prop_assert_eq!(facts(&full), facts(&cheap));

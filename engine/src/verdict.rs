@@ -115,7 +115,7 @@ pub fn classify(obs: &Observer) -> Verdict {
 
 /// One side sent nothing the capture shows, yet segments of its were inferred.
 fn one_direction(obs: &Observer) -> bool {
-    let unseen = |s: &crate::observer::Side| s.packets == 0 && s.inferred > 0;
+    let unseen = |s: &crate::observer::Side| s.packets == 0 && obs.inferred(s.role) > 0;
     unseen(&obs.client) || unseen(&obs.server)
 }
 

@@ -49,7 +49,7 @@ impl Observer {
             return false;
         };
         let identified = seg.ip_id.is_some_and(|id| id != 0);
-        let copy = (s.recent.iter()).any(|&(f, t, peer)| {
+        let copy = (self.recent[s.role as usize].iter()).any(|&(f, t, peer)| {
             f == fp && (seg.t - t).abs() <= DUPLICATE_WINDOW && (identified || peer == r.packets)
         });
         if !copy {
@@ -59,7 +59,7 @@ impl Observer {
         // Zeek count it), and apart.
         self.packets += 1;
         s.packets += 1;
-        s.capture_duplicates += 1;
+        self.copies[s.role as usize] += 1;
         if annotate {
             let (client_state, server_state) = match s.role {
                 super::Role::Client => (s.state, r.state),
