@@ -6,6 +6,12 @@
 //! raw IP (the version nibble tells IPv4 from IPv6); BSD NULL/LOOP loopback headers
 //! (the address family, in whichever byte order gives a small number).
 //!
+//! Below the link layer the decoder walks, header by header (at most `MAX_LAYERS`),
+//! VLAN tags, MPLS labels, PPPoE sessions and tunnels (`tunnel.rs`: VXLAN, Geneve, GRE,
+//! ERSPAN, IP in IP) down to the TCP segment, recording the path in `Segment::encap`
+//! (`encap.rs`). A frame that may hold TCP but cannot be reached is `Decoded::Skipped`
+//! with its reason, so that the scan can count it: nothing is dropped silently.
+//!
 //! Payload length comes from the IP header's length fields, never from the captured
 //! length: snaplen-limited captures cut the bytes but not the sequence-number accounting.
 //! A TCP header cut short by the snaplen still yields a segment as long as its first 16
@@ -139,8 +145,8 @@ pub const DEFAULT_PORTS: Ports<'static> = Ports {
 const MAX_LAYERS: usize = 24;
 
 /// Ethertypes of protocols that never carry an IP packet (ARP, RARP, LLDP, 802.1X,
-/// slow protocols, PTP, PPPoE discovery, loopback test, IPX, AppleTalk): not TCP, and
-/// not counted as skipped.
+/// slow protocols, PTP, PPPoE discovery, loopback test, IPX, AppleTalk, HomePlug AV):
+/// not TCP, and not counted as skipped.
 const NOT_IP: [u16; 11] = [
     0x0806, 0x8035, 0x88CC, 0x888E, 0x8809, 0x88F7, 0x8863, 0x9000, 0x8137, 0x809B, 0x88E1,
 ];
