@@ -23,6 +23,7 @@ setup: $(STAMP)
 # The engine (engine/, Rust) is built into the package by maturin, in release mode, as
 # tcptrace._engine: editing a .rs file rebuilds it on the next make.
 ENGINE := engine/Cargo.toml $(wildcard engine/src/*.rs)
+ENGINE += $(wildcard engine/src/*/*.rs)
 CARGO  := cargo --quiet
 
 $(STAMP): pyproject.toml $(ENGINE)

@@ -20,6 +20,9 @@ transcript close-simultaneous    close --mode simultaneous
 transcript replay-table          replay ../shared/captures-real/tcpreplay_test.pcap
 transcript replay-ladder         replay ../shared/captures-real/zeek_http_get-gzip.pcap
 transcript summary               summary ../shared/captures-real/zeek_http_206_example_b.pcap
+transcript replay-one-direction  replay tests/data/shapes/one-direction.pcap
+transcript replay-doubled        replay tests/data/shapes/doubled.pcap --close
+transcript replay-tunnels        replay tests/data/shapes/vxlan.pcap
 transcript backpressure          backpressure --pause 2
 transcript buffers               buffers
 transcript claims                claims

@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from typing import Protocol
 
 # (close, first_closer, rst_from, simultaneous, time_wait, client final, server final,
-#  conn_state, history)
-VerdictTuple = tuple[str, str | None, str | None, bool, str | None, str, str, str, str]
-# (packets, bytes, retransmissions, zero_windows, window_probes)
-SentTuple = tuple[int, int, int, int, int]
-# (t, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame),
-#  comments)
+#  conn_state, history, one_direction)
+VerdictTuple = tuple[str, str | None, str | None, bool, str | None, str, str, str, str, bool]
+# (packets, bytes, retransmissions, zero_windows, window_probes, capture_duplicates,
+#  inferred)
+SentTuple = tuple[int, int, int, int, int, int, int]
+# (t, src, sport, dst, dport, flags, seq, ack, length, win,
+#  (wscale, mss, vlan, frame, ip_id, checksum), comments)
 SegmentTuple = tuple[float, str, int, str, int, int, int, int, int, int,
-                     tuple[int | None, int | None, list[int], int], list[str]]
+                     tuple[int | None, int | None, list[int], int, int | None, int | None],
+                     list[str]]
 # (t, sender, flags, seq, ack, length, win, client_state, server_state, tags, acked, delay)
 StepTuple = tuple[float, str, int, int, int, int, int, str, str, int, int, float]
 DetailTuple = tuple[list[SegmentTuple], list[StepTuple], tuple[str, str]]
@@ -43,6 +45,8 @@ class SegmentLike(Protocol):
     vlan: tuple[int, ...]
     frame: int
     comments: tuple[str, ...]
+    ip_id: int | None
+    checksum: int | None
 
 
 class Connection:
@@ -60,6 +64,8 @@ class Connection:
                               str | None, float, float, int, VerdictTuple, SentTuple,
                               SentTuple]: ...
     def cells(self) -> list[str]: ...
+    @property
+    def encap(self) -> list[str]: ...
     def detail(self) -> DetailTuple | None: ...
     def json_line(self) -> str: ...
 
@@ -67,7 +73,8 @@ class Connection:
 class Scan:
     """A capture read once, front to back."""
 
-    def __init__(self, path: str, linger: float, keep: int | None = None) -> None: ...
+    def __init__(self, path: str, linger: float, keep: int | None = None,
+                 vxlan_ports: list[int] = ...) -> None: ...
     def next_batch(self, n: int, records: int) -> list[Connection]: ...
     def next_json_lines(self, n: int, records: int) -> tuple[bytes, int]: ...
     @property
@@ -84,6 +91,8 @@ class Scan:
     def connections(self) -> int: ...
     @property
     def peak_open(self) -> int: ...
+    @property
+    def skipped(self) -> list[tuple[str, int]]: ...
 
 
 def decode_frames(frames: Sequence[tuple[float, bytes]],

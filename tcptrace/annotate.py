@@ -10,8 +10,10 @@ from __future__ import annotations
 from tcptrace.engine import (
     ACK_OF_FIN,
     AFTER_CLOSE,
+    CAPTURE_DUPLICATE,
     DELAYED_ACK,
     DUP_ACK,
+    INFERRED,
     KEEP_ALIVE,
     MID_CONNECTION,
     OUT_OF_ORDER,
@@ -42,9 +44,12 @@ def relative_views(conn: Connection, initial: tuple[str, str],
     before = dict(zip(("client", "server"), initial, strict=True))
     last_win = {"client": -1, "server": -1}
     rst_seen = False
+    reach = {"client": 0, "server": 0}     # each side's highest sequence number + 1
     views = []
     for step in steps:
-        note = _note(step, before, last_win[step.sender], rst_seen, conn)
+        late = step.seq + step.length < reach[step.sender]
+        note = _note(step, before, last_win[step.sender], rst_seen, conn, late)
+        reach[step.sender] = max(reach[step.sender], step.seq + step.length)
         seg = step.segment
         views.append(PacketView(step.t - t0, step.sender, flag_names(step.flags), step.seq,
                                 step.ack, step.length, step.win, note, step.client_state,
@@ -56,10 +61,36 @@ def relative_views(conn: Connection, initial: tuple[str, str],
 
 
 def _note(step: Step, before: dict[str, str], prev_win: int, rst_seen: bool,
-          conn: Connection) -> str:
+          conn: Connection, late: bool = False) -> str:
     x = step.sender
     y = _OTHER[x]
     after = {"client": step.client_state, "server": step.server_state}
+    if step.tags & CAPTURE_DUPLICATE:
+        return (f"capture duplicate: the same {x} frame recorded again (the same bytes),"
+                " not a retransmission: it changes nothing")
+    if step.tags & INFERRED:
+        return _inferred(step, x, y, before, after)
+    return _rules(step, x, y, before, after, prev_win, rst_seen, conn, late)
+
+
+def _inferred(step: Step, x: str, y: str, before: dict[str, str], after: dict[str, str]
+              ) -> str:
+    """A segment of x's that the capture missed and y's ACKs prove: only what they
+    prove (not how x split it into segments, nor its timing)."""
+    if step.flags & SYN:
+        what = f"{x} accepts: SYN+ACK"
+    elif step.flags & FIN:
+        what = f"{x}'s FIN" + (f", having ACKed the {y}'s FIN" if step.tags & ACK_OF_FIN
+                               else "")
+    else:
+        what = f"{x} sends {step.length} bytes"
+    changes = _changes(x, y, before, after, plain=True)
+    return f"{what}: inferred from the {y}'s ACKs (not in the capture)" + \
+        (f"; {changes}" if changes else "")
+
+
+def _rules(step: Step, x: str, y: str, before: dict[str, str], after: dict[str, str],
+           prev_win: int, rst_seen: bool, conn: Connection, late: bool) -> str:
     if step.flags & RST:
         note = _rst(step, x, y, before, after, conn)
     elif step.tags & AFTER_CLOSE:
@@ -70,7 +101,7 @@ def _note(step: Step, before: dict[str, str], prev_win: int, rst_seen: bool,
         elif step.flags & FIN:
             note = _fin(step, x, y, after)
         elif step.length and not step.tags & (WINDOW_PROBE | KEEP_ALIVE):
-            note = _data(step, x, y, before)
+            note = _data(step, x, y, before, late)
         else:
             note = _ack(step, x, y, before, prev_win)
         changes = _changes(x, y, before, after)
@@ -89,16 +120,20 @@ def _aside(note: str, text: str) -> str:
     return f"{note[:-1]}; {text})" if note.endswith(")") else f"{note} ({text})"
 
 
-def _changes(x: str, y: str, before: dict[str, str], after: dict[str, str]) -> str:
+def _changes(x: str, y: str, before: dict[str, str], after: dict[str, str],
+             plain: bool = False) -> str:
     """'client enters FIN-WAIT-1; server CLOSE-WAIT': closing-state changes only (the
-    columns show the handshake states well enough)."""
+    columns show the handshake states well enough); `plain`: the states alone, with
+    no word on how long a state lasted (the capture did not show it)."""
     parts: list[str] = []
     for side in (x, y):
         old, new = before[side], after[side]
         # From "?" nothing is entered: a refused SYN's receiver is only filled in later.
         if new == old or new not in _CLOSING_STATES or old == TcpState.UNKNOWN:
             continue
-        if new == TcpState.TIME_WAIT:
+        if plain:
+            pass
+        elif new == TcpState.TIME_WAIT:
             new = ("TIME-WAIT for 60 s, via FIN-WAIT-2 for µs on Linux"
                    if old == TcpState.FIN_WAIT_1
                    else "TIME-WAIT for 2*MSL, 60 s on Linux")
@@ -131,7 +166,7 @@ def _syn(step: Step, x: str) -> str:
     if step.flags & ACK:
         if step.tags & RETRANSMISSION:
             return f"{x} retransmits its SYN+ACK"
-        opts = _options(step)
+        opts = "" if step.tags & INFERRED else _options(step)    # unseen options
         return f"{x} accepts: SYN+ACK ({opts})" if opts else f"{x} accepts: SYN+ACK"
     if step.tags & RETRANSMISSION:
         return f"{x} retransmits its SYN (no answer yet)"
@@ -158,10 +193,13 @@ def _fin(step: Step, x: str, y: str, after: dict[str, str]) -> str:
     return f"{x} has finished sending: FIN"
 
 
-def _data(step: Step, x: str, y: str, before: dict[str, str]) -> str:
+def _data(step: Step, x: str, y: str, before: dict[str, str], late: bool = False) -> str:
     tags, n = step.tags, step.length
     if tags & RETRANSMISSION:
         note = f"{x} retransmits {n} bytes (seq already sent)"
+    elif tags & OUT_OF_ORDER and late:
+        note = (f"{x}'s {n} bytes captured out of order: they fill the gap before"
+                " data already seen (counted once, not a retransmission)")
     elif tags & OUT_OF_ORDER:
         note = f"{x} sends {n} bytes after a gap (earlier data not captured)"
     elif before[y] == TcpState.SYN_RECEIVED:

@@ -166,10 +166,13 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
               help="Show only the close: from 3 segments before the first FIN or RST.")
 @click.option("--no-legend", is_flag=True,
               help="No legend of glyphs, tags and conn_state codes.")
+@click.option("--vxlan-port", "vxlan_ports", type=click.IntRange(1, 65535), multiple=True,
+              metavar="PORT", help="Also read UDP to PORT as VXLAN (4789 and 8472 always are).")
 @ladder_export_options
 def replay(file: str, stream: int | None, as_json: bool, step: bool,
-           speed: float | None, only_close: bool, no_legend: bool, svg: str | None,
-           svg_states: bool, html: str | None) -> None:
+           speed: float | None, only_close: bool, no_legend: bool,
+           vxlan_ports: tuple[int, ...], svg: str | None, svg_states: bool,
+           html: str | None) -> None:
     """Show how the TCP connections in a pcap/pcapng FILE closed (no privileges needed).
 
     One connection: its annotated ladder. Several: a table; pick one with --stream N.
@@ -196,16 +199,16 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
     err = make_console(stderr=True)
     if as_json and stream is None:      # everything: streamed as the engine hands it over
         with ReadProgress(err, "reading") as progress:
-            warnings = _replay_json_all(file, progress)
+            warnings, skipped = _replay_json_all(file, progress, vxlan_ports)
     else:
         with ReadProgress(err, "reading") as progress:
-            listing = rp.list_connections(file, stream or 0, progress)
-        warnings, count = listing.warnings, len(listing.rows)
+            listing = rp.list_connections(file, stream or 0, progress, vxlan_ports)
+        warnings, count, skipped = listing.warnings, len(listing.rows), listing.skipped
         if stream is None and count > 1 and (step or speed):
             raise TcptraceError(f"{file} has {count} TCP connections: pick one with "
                                 f"--stream N (0..{count - 1})")
         if svg or html:
-            _replay_exports(file, listing, stream, svg, svg_states, html)
+            _replay_exports(file, listing, stream, svg, svg_states, html, vxlan_ports)
         if stream is None and count > 1:
             render_listing(make_console(), listing, legend=not no_legend)
         else:
@@ -229,6 +232,7 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
             else:
                 render_replay(make_console(), file, index, count, conn, views, verdict,
                               legend=not no_legend, only_close=only_close)
+    _note_skipped(skipped)
     _warn(warnings)
 
 
@@ -253,7 +257,7 @@ def _write_exports(doc, svg: str | None, svg_states: bool, html: str | None) -> 
 
 
 def _replay_exports(file: str, listing, stream: int | None, svg: str | None,
-                    svg_states: bool, html: str | None) -> None:
+                    svg_states: bool, html: str | None, vxlan_ports: tuple[int, ...]) -> None:
     """--svg/--html of a replay: connection --stream N, the only one, or else the first
     that closed with a FIN or RST (which may take a second pass over the file)."""
     from tcptrace import replay as rp
@@ -268,7 +272,7 @@ def _replay_exports(file: str, listing, stream: int | None, svg: str | None,
             if not os.path.isfile(file):
                 raise TcptraceError(f"{shown(file)} has {count} TCP connections and can be "
                                     "read only once: pick one with --stream N")
-            listing = rp.list_connections(file, index)
+            listing = rp.list_connections(file, index, vxlan_ports=vxlan_ports)
         click.echo(f"tcptrace: --svg/--html show stream {index}, the first of its {count} "
                    "connections that closed with a FIN or RST (--stream N for another)",
                    err=True)
@@ -288,18 +292,29 @@ def _warn(warnings: list[str]) -> None:
         sys.exit(2)
 
 
-def _replay_json_all(file: str, progress) -> list[str]:
+def _note_skipped(skipped: list[tuple[str, int]]) -> None:
+    """Frames that may hold TCP the engine could not reach, once, on stderr (the output
+    is complete for everything else: no change to the exit status)."""
+    from tcptrace.replay import skipped_text
+
+    if skipped:
+        click.echo(f"tcptrace: warning: {skipped_text(skipped)}", err=True)
+
+
+def _replay_json_all(file: str, progress, vxlan_ports: tuple[int, ...] = ()
+                     ) -> tuple[list[str], list[tuple[str, int]]]:
     """`replay --json` of a whole capture, written as the engine hands each connection
-    over, so memory does not grow with the file; returns the reader's warnings."""
+    over, so memory does not grow with the file; returns the reader's warnings and the
+    frames skipped."""
     from tcptrace import replay as rp
     from tcptrace.engine import Scan
     from tcptrace.render.jsonout import replay_json_stream
 
-    scan = Scan(file, keep="all", progress=progress)
+    scan = Scan(file, keep="all", progress=progress, vxlan_ports=vxlan_ports)
     shown = ((s.stream, s.conn, *rp.analyse(s)) for s in scan)
     replay_json_stream(sys.stdout, file, shown, lambda: scan.warnings)
     scan.require_connections()
-    return scan.warnings
+    return scan.warnings, scan.skipped
 
 
 @cli.command()
@@ -313,7 +328,10 @@ def _replay_json_all(file: str, progress) -> list[str]:
                                       "are both CLOSED or TIME-WAIT is summarised and forgotten.")
 @click.option("--top", type=click.IntRange(1, 10_000), default=10, show_default=True,
               metavar="N", help="Rows in the RST, TIME-WAIT and top-talker tables.")
-def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> None:
+@click.option("--vxlan-port", "vxlan_ports", type=click.IntRange(1, 65535), multiple=True,
+              metavar="PORT", help="Also read UDP to PORT as VXLAN (4789 and 8472 always are).")
+def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int,
+            vxlan_ports: tuple[int, ...]) -> None:
     """How every TCP connection in a pcap/pcapng FILE ended, in one streaming pass.
 
     FILE may be - (standard input) or a FIFO: `tcpdump -w - | tcptrace summary -`.
@@ -340,7 +358,7 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
         from tcptrace.render.progress import ReadProgress
 
         progress = ReadProgress(make_console(stderr=True), "summarising")
-    run = Scan(file, linger=linger, progress=progress)
+    run = Scan(file, linger=linger, progress=progress, vxlan_ports=vxlan_ports)
     with progress or nullcontext():
         if as_json:
             sys.stdout.flush()
@@ -362,6 +380,7 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
         from tcptrace.render.summary import render_tables
 
         render_tables(make_console(), file, totals)
+    _note_skipped(run.skipped)
     _warn(run.warnings)
 
 

@@ -49,6 +49,8 @@ DELAYED_ACK = _TAG["delayed-ack"]
 SIMULTANEOUS = _TAG["simultaneous-close"]
 OUT_OF_WINDOW = _TAG["out-of-window"]
 AFTER_CLOSE = _TAG["after-close"]
+CAPTURE_DUPLICATE = _TAG["capture-duplicate"]
+INFERRED = _TAG["inferred"]
 
 # Called now and then while a file is read, with (bytes read, file size or 0).
 Progress = Callable[[int, int], None]
@@ -88,6 +90,8 @@ class Sent(NamedTuple):
     retransmissions: int
     zero_windows: int
     window_probes: int      # persist probes into the peer's zero window
+    capture_duplicates: int = 0  # the capture's copies of its frames (not in packets)
+    inferred: int = 0       # its segments the capture missed, proved by the peer's ACKs
 
 
 @dataclass(slots=True)
@@ -113,31 +117,34 @@ class ConnectionSummary:
 
 
 def _segment(t: _engine.SegmentTuple) -> Segment:
-    ts, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame), \
-        comments = t
+    ts, src, sport, dst, dport, flags, seq, ack, length, win, \
+        (wscale, mss, vlan, frame, ip_id, checksum), comments = t
     return Segment(ts, src, sport, dst, dport, flags, seq, ack, length, win, wscale, mss,
-                   tuple(vlan), frame, tuple(comments))
+                   tuple(vlan), frame, tuple(comments), ip_id, checksum)
 
 
 def verdict_of(v: _engine.VerdictTuple) -> Verdict:
     """A Verdict from the engine's verdict tuple."""
-    close, closer, rst_from, simultaneous, time_wait, cfinal, sfinal, conn_state, history = v
+    (close, closer, rst_from, simultaneous, time_wait, cfinal, sfinal, conn_state, history,
+     one_direction) = v
     return Verdict(close, closer, rst_from, simultaneous, time_wait,
-                   {"client": cfinal, "server": sfinal}, conn_state, history)
+                   {"client": cfinal, "server": sfinal}, conn_state, history, one_direction)
 
 
 def _steps(segment_tuples: list[_engine.SegmentTuple], step_tuples: list[_engine.StepTuple]
            ) -> tuple[list[Segment], list[Step]]:
+    """The captured segments and every step, each with its segment: an inferred step's
+    is the engine's reconstruction (frame 0), in no record of the capture."""
     segments = [_segment(s) for s in segment_tuples]
     steps = [Step(*st, seg) for st, seg in zip(step_tuples, segments, strict=True)]
-    return segments, steps
+    return [st.segment for st in steps if not st.tags & INFERRED], steps
 
 
 def summary_of(raw: _engine.Connection) -> ConnectionSummary:
     """A ConnectionSummary from the engine's record."""
     (stream, (cip, cport), (sip, sport), vlan, guessed, first, last, packets, verdict,
      client, server) = raw.fields()
-    conn = Connection(cip, cport, sip, sport, [], tuple(vlan), guessed)
+    conn = Connection(cip, cport, sip, sport, [], tuple(vlan), guessed, tuple(raw.encap))
     summary = ConnectionSummary(stream, conn, first, last, packets, verdict_of(verdict),
                                 Sent._make(client), Sent._make(server), raw)
     detail = raw.detail()
@@ -157,13 +164,14 @@ class Scan:
     once), a stream number (that connection's segments and steps), or "all"."""
 
     def __init__(self, path: str | os.PathLike[str], linger: float = LINGER,
-                 keep: int | Literal["all"] | None = None, progress: Progress | None = None):
+                 keep: int | Literal["all"] | None = None, progress: Progress | None = None,
+                 vxlan_ports: Sequence[int] = ()):
         self.path = os.fspath(path)
         self.size = _size(self.path)
         self.progress = progress
         keep_arg = -1 if keep == "all" else keep
         try:
-            self._scan = _engine.Scan(self.path, linger, keep_arg)
+            self._scan = _engine.Scan(self.path, linger, keep_arg, list(vxlan_ports))
         except _engine.CaptureError as e:
             raise TcptraceError(str(e)) from None
 
@@ -206,6 +214,12 @@ class Scan:
     @property
     def connections(self) -> int:
         return self._scan.connections
+
+    @property
+    def skipped(self) -> list[tuple[str, int]]:
+        """Frames that may hold TCP that the engine could not reach: (why, how many),
+        most first (a tunnel or layer it does not understand, a later IP fragment)."""
+        return self._scan.skipped
 
     @property
     def segments(self) -> int:
@@ -260,11 +274,11 @@ def analyse_segments(conn: Connection) -> tuple[list[Step], tuple[str, str], Ver
     """A connection already decoded (its segments and its client known): the observer's
     steps, both states before the first segment, and the verdict."""
     try:
-        (_, step_tuples, initial), verdict = _engine.analyse_segments(
+        (segment_tuples, step_tuples, initial), verdict = _engine.analyse_segments(
             conn.segments, conn.client_ip, conn.client_port)
     except _engine.CaptureError as e:
         raise TcptraceError(str(e)) from None
-    steps = [Step(*st, seg) for st, seg in zip(step_tuples, conn.segments, strict=True)]
+    _, steps = _steps(segment_tuples, step_tuples)
     return steps, initial, verdict_of(verdict)
 
 

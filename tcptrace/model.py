@@ -65,6 +65,8 @@ class Segment:
     vlan: tuple[int, ...] = ()  # 802.1Q tags, outermost first
     frame: int = 0              # 1-based record number in the capture
     comments: tuple[str, ...] = ()  # pcapng packet comments
+    ip_id: int | None = None    # IPv4 ID: a capture's copy of a frame repeats it
+    checksum: int | None = None  # TCP checksum, when captured
 
     def has(self, bit: int) -> bool:
         return bool(self.flags & bit)
@@ -154,6 +156,7 @@ class Verdict:
     final: dict[str, str]       # {"client": state, "server": state}
     conn_state: str = ""        # Zeek's conn_state
     history: str = ""           # Zeek's history
+    one_direction: bool = False  # one side unseen; its segments inferred from its ACKs
 
 
 @dataclass(slots=True)
@@ -167,6 +170,7 @@ class Connection:
     segments: list[Segment] = field(default_factory=list)
     vlan: tuple[int, ...] = ()
     roles_guessed: str | None = None  # why the roles are a guess, when no SYN was seen
+    encap: tuple[str, ...] = ()  # tunnels and labels it travelled in, outermost first
 
     @property
     def client(self) -> str:

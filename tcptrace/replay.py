@@ -11,7 +11,8 @@ with it (see engine.LINGER), with its segments, and then forgotten.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from tcptrace.annotate import relative_views
 from tcptrace.engine import ConnectionSummary, Progress, Scan, summary_of
@@ -60,13 +61,16 @@ class Listing:
     rows: list[ConnectionRow]
     warnings: list[str]     # where damaged input was skipped or reading stopped
     kept: ConnectionSummary | None  # the connection whose segments were kept
+    # Frames that may hold TCP the engine could not reach: (why, how many).
+    skipped: list[tuple[str, int]] = field(default_factory=list)
 
 
 def list_connections(path: str | os.PathLike, keep: int = 0,
-                     progress: Progress | None = None) -> Listing:
+                     progress: Progress | None = None,
+                     vxlan_ports: Sequence[int] = ()) -> Listing:
     """Every connection's verdict, in order of first appearance, and connection `keep`
     with its segments and steps."""
-    scan = Scan(path, keep=keep, progress=progress)
+    scan = Scan(path, keep=keep, progress=progress, vxlan_ports=vxlan_ports)
     rows, kept = [], None
     for raw in scan.raw():
         rows.append(ConnectionRow(raw))
@@ -74,7 +78,16 @@ def list_connections(path: str | os.PathLike, keep: int = 0,
             kept = summary_of(raw)
     scan.require_connections()
     rows.sort(key=lambda row: row.index)
-    return Listing(os.fspath(path), rows, scan.warnings, kept)
+    return Listing(os.fspath(path), rows, scan.warnings, kept, scan.skipped)
+
+
+def skipped_text(skipped: list[tuple[str, int]]) -> str:
+    """'3 frames that may hold TCP were skipped: 2 IP fragments after the first (not
+    reassembled), 1 GRE carrying protocol 0x880b not followed'."""
+    total = sum(n for _, n in skipped)
+    parts = ", ".join(f"{n:,} {why}" for why, n in skipped)
+    return (f"{total:,} frame{'s' if total != 1 else ''} that may hold TCP "
+            f"{'were' if total != 1 else 'was'} skipped: {parts}")
 
 
 def kept_stream(listing: Listing, index: int) -> ConnectionSummary:

@@ -25,7 +25,9 @@ VLAN_COPIES = "zeek_vlan-collisions.pcap"
 def our_facts(conn: dict) -> dict:
     """The same facts, from one connection of our --json output."""
     ends = {"client": conn["client"], "server": conn["server"]}
-    packets, verdict = conn["packets"], conn["verdict"]
+    # What the capture holds (tshark's side): not the rows inferred from ACKs.
+    packets = [p for p in conn["packets"] if p["frame"] is not None]
+    verdict = conn["verdict"]
     zero = {}
     for p in packets:
         if "zero-window" in p.get("tags", ()):

@@ -54,8 +54,12 @@ def assert_summary_agrees_with_replay(summary, replay, path: Path) -> int:
         packets = conn["packets"]
         for side in ("client", "server"):
             sent = line["sent"][side]
-            mine = [p for p in packets if p["from"] == side]
+            mine = [p for p in packets if p["from"] == side and p["frame"] is not None]
             assert sent["packets"] == len(mine), where
+            inferred = [p for p in packets if p["from"] == side and p["frame"] is None]
+            assert sent["inferred"] == len(inferred), where
+            assert sent["capture_duplicates"] == sum("capture-duplicate" in p.get("tags", ())
+                                                     for p in mine), where
             assert sent["zero_windows"] == sum("zero-window" in p.get("tags", ())
                                                for p in mine), where
         assert line["last"] - line["first"] == pytest.approx(packets[-1]["t"], abs=2e-6), where

@@ -6,6 +6,12 @@
 //! raw IP (the version nibble tells IPv4 from IPv6); BSD NULL/LOOP loopback headers
 //! (the address family, in whichever byte order gives a small number).
 //!
+//! Below the link layer the decoder walks, header by header (at most `MAX_LAYERS`),
+//! VLAN tags, MPLS labels, PPPoE sessions and tunnels (`tunnel.rs`: VXLAN, Geneve, GRE,
+//! ERSPAN, IP in IP) down to the TCP segment, recording the path in `Segment::encap`
+//! (`encap.rs`). A frame that may hold TCP but cannot be reached is `Decoded::Skipped`
+//! with its reason, so that the scan can count it: nothing is dropped silently.
+//!
 //! Payload length comes from the IP header's length fields, never from the captured
 //! length: snaplen-limited captures cut the bytes but not the sequence-number accounting.
 //! A TCP header cut short by the snaplen still yields a segment as long as its first 16
@@ -15,7 +21,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::encap::{Kind, Layer, Skip};
 use crate::segment::{Endpoint, Segment, SYN};
+use crate::tunnel::{
+    self, Hop, Inner, ETH_PPPOE_SESSION, GENEVE_PORT, VXLAN_LINUX_PORT, VXLAN_PORT,
+};
 
 /// LINKTYPE_* values the decoder understands.
 pub const NULL: u32 = 0;
@@ -59,6 +69,7 @@ const LOOPBACK_HDR: usize = 4;
 // IPv4 header: version/IHL, total length, fragment field, protocol, addresses.
 const IP4_HDR: usize = 20;
 const IP4_TOTAL_AT: usize = 2;
+const IP4_ID_AT: usize = 4;
 const IP4_FRAG_AT: usize = 6;
 const IP4_PROTO_AT: usize = 9;
 const IP4_SRC_AT: usize = 12;
@@ -85,6 +96,7 @@ const TCP_ACK_AT: usize = 8;
 const TCP_OFFSET_AT: usize = 12;
 const TCP_FLAGS_AT: usize = 13;
 const TCP_WIN_AT: usize = 14;
+const TCP_SUM_AT: usize = 16;
 
 // TCP options.
 const OPT_END: u8 = 0;
@@ -106,12 +118,78 @@ fn byte(data: &[u8], at: usize) -> Option<u8> {
     data.get(at).copied()
 }
 
-/// What the frame's headers say so far: where the network header starts, its
-/// ethertype (0: neither IPv4 nor IPv6), the VLAN IDs on the way.
-struct Link {
-    off: usize,
-    etype: u16,
+/// What a frame held.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decoded {
+    Segment(Segment),
+    /// No TCP segment: another protocol, or nothing that could hold one.
+    Other,
+    /// A frame that may hold a TCP segment the decoder could not reach, and why.
+    Skipped(Skip),
+}
+
+/// The UDP ports whose datagrams are read as tunnels.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports<'a> {
+    pub vxlan: &'a [u16],
+    pub geneve: &'a [u16],
+}
+
+/// IANA's VXLAN and Geneve ports, and Linux's default VXLAN port.
+pub const DEFAULT_PORTS: Ports<'static> = Ports {
+    vxlan: &[VXLAN_PORT, VXLAN_LINUX_PORT],
+    geneve: &[GENEVE_PORT],
+};
+
+/// Headers within headers the decoder follows (tags, labels and tunnels), at most.
+const MAX_LAYERS: usize = 24;
+
+/// Ethertypes of protocols that never carry an IP packet (ARP, RARP, LLDP, 802.1X,
+/// slow protocols, PTP, PPPoE discovery, loopback test, IPX, AppleTalk, HomePlug AV):
+/// not TCP, and not counted as skipped.
+const NOT_IP: [u16; 11] = [
+    0x0806, 0x8035, 0x88CC, 0x888E, 0x8809, 0x88F7, 0x8863, 0x9000, 0x8137, 0x809B, 0x88E1,
+];
+/// 802.3 frames carry a length, not an ethertype, below this (LLC: STP, CDP...).
+const ETHERTYPE_MIN: u16 = 0x0600;
+
+/// Where the walk down a frame's headers has got to.
+#[derive(Clone, Copy, Debug)]
+enum At {
+    Ethernet(usize),
+    Ether(u16, usize),
+    Ipv4(usize),
+    Ipv6(usize),
+    /// The TCP header, its length with payload (from the IP header), the addresses, the
+    /// IPv4 ID.
+    Tcp(usize, i64, (IpAddr, IpAddr), Option<u16>),
+}
+
+type Walked = Result<At, Option<Skip>>;
+
+/// IP protocols.
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_IPV6: u8 = 41;
+const IPPROTO_GRE: u8 = 47;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_AH: u8 = 51;
+/// IPv6 headers that may precede TCP but that the decoder cannot walk (mobility,
+/// HIP, shim6).
+const IPV6_UNWALKABLE: [u8; 3] = [135, 139, 140];
+/// Protocols whose later fragments hold (tunnelled) TCP bytes.
+const CARRIES_TCP: [u8; 4] = [TCP, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_GRE];
+const UDP_HDR: usize = 8;
+
+/// One frame's walk: the bytes, the tags and tunnels collected on the way.
+struct Walk<'a> {
+    data: &'a [u8],
+    orig_len: i64,
+    ports: Ports<'a>,
     vlan: Vec<u16>,
+    encap: Vec<Layer>,
+    /// A UDP port that looked like VXLAN without being read as it: a segment found
+    /// through it is reported as skipped (`Skip::VxlanPort`), not decoded.
+    unread_port: Option<u16>,
 }
 
 /// The TCP segment in one captured frame, or None if there is none.
@@ -123,70 +201,265 @@ pub fn decode_segment(
     index: u64,
     comments: Vec<String>,
 ) -> Option<Segment> {
-    let link = link_layer(linktype, data)?;
-    let meta = Meta {
+    let frame = Frame {
+        linktype,
+        data,
+        orig_len,
         ts,
-        vlan: link.vlan,
         index,
-        comments,
     };
-    match link.etype {
-        ETH_IPV4 => ipv4(data, link.off, i64::from(orig_len), meta),
-        ETH_IPV6 => ipv6(data, link.off, i64::from(orig_len), meta),
+    match decode_frame(&frame, comments, DEFAULT_PORTS) {
+        Decoded::Segment(seg) => Some(seg),
         _ => None,
     }
 }
 
-/// The link-layer header of a frame; None for a link type the decoder does not know
-/// or a frame too short for its header.
-fn link_layer(linktype: u32, data: &[u8]) -> Option<Link> {
-    let bare = |off, etype| {
-        Some(Link {
-            off,
-            etype,
-            vlan: Vec::new(),
-        })
+/// One captured frame, as the reader hands it over.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    pub linktype: u32,
+    pub data: &'a [u8],
+    pub orig_len: u32,
+    pub ts: f64,
+    pub index: u64,
+}
+
+/// What one captured frame holds: its TCP segment (with the VLAN tags and tunnels it
+/// travelled in), no segment, or a segment the decoder could not reach and why.
+pub fn decode_frame(frame: &Frame, comments: Vec<String>, ports: Ports) -> Decoded {
+    let mut walk = Walk {
+        data: frame.data,
+        orig_len: i64::from(frame.orig_len),
+        ports,
+        vlan: Vec::new(),
+        encap: Vec::new(),
+        unread_port: None,
     };
-    match linktype {
-        ETHERNET => {
-            let etype = be16(data, ETH_TYPE_AT)?; // also: at least 14 bytes
-            if VLAN_TAGS.contains(&etype) || MPLS.contains(&etype) {
-                Some(ethernet_tail(data, ETH_HDR, etype))
-            } else {
-                bare(ETH_HDR, etype)
+    let Some(mut at) = link_layer(frame.linktype, frame.data) else {
+        return Decoded::Skipped(Skip::LinkType(frame.linktype));
+    };
+    for _ in 0..MAX_LAYERS {
+        at = match at {
+            At::Tcp(_, _, _, _) if walk.unread_port.is_some() => {
+                let port = walk.unread_port.unwrap_or_default();
+                return Decoded::Skipped(Skip::VxlanPort(port));
             }
-        }
-        SLL if data.len() >= SLL_HDR => bare(SLL_HDR, be16(data, SLL_PROTO_AT)?),
-        SLL2 if data.len() >= SLL2_HDR => bare(SLL2_HDR, be16(data, SLL2_PROTO_AT)?),
-        RAW | RAW_BSD | RAW_OPENBSD | IPV4 | IPV6 => bare(0, by_version(data, 0)),
-        NULL | LOOP => bare(LOOPBACK_HDR, loopback_family(data)),
-        _ => None,
+            At::Tcp(p, len, addrs, ip_id) => {
+                let meta = Meta {
+                    ts: frame.ts,
+                    vlan: walk.vlan,
+                    encap: walk.encap,
+                    index: frame.index,
+                    comments,
+                    ip_id,
+                };
+                return match tcp_segment(frame.data, p, len, addrs, meta) {
+                    Some(seg) => Decoded::Segment(seg),
+                    None => Decoded::Skipped(Skip::TcpHeader),
+                };
+            }
+            other => match walk.step(other) {
+                Ok(next) => next,
+                Err(_) if walk.unread_port.is_some() => return Decoded::Other,
+                Err(None) => return Decoded::Other,
+                Err(Some(skip)) => return Decoded::Skipped(skip),
+            },
+        };
     }
+    Decoded::Skipped(Skip::TooDeep)
 }
 
-/// Walk VLAN tags (collecting their IDs, outermost first) and an MPLS label stack.
-fn ethernet_tail(data: &[u8], mut off: usize, mut etype: u16) -> Link {
-    let mut vlan = Vec::new();
-    while VLAN_TAGS.contains(&etype) {
-        let (Some(tci), Some(inner)) = (be16(data, off), be16(data, off + 2)) else {
-            break;
-        };
-        vlan.push(tci & VLAN_ID_MASK);
-        etype = inner;
-        off += VLAN_TAG;
+/// Where a frame's network layer starts, by link type; None for a link type the
+/// decoder does not know.
+fn link_layer(linktype: u32, data: &[u8]) -> Option<At> {
+    Some(match linktype {
+        ETHERNET => At::Ethernet(0),
+        SLL => At::Ether(be16(data, SLL_PROTO_AT).unwrap_or(0), SLL_HDR),
+        SLL2 => At::Ether(be16(data, SLL2_PROTO_AT).unwrap_or(0), SLL2_HDR),
+        RAW | RAW_BSD | RAW_OPENBSD | IPV4 | IPV6 => At::Ether(by_version(data, 0), 0),
+        NULL | LOOP => At::Ether(loopback_family(data), LOOPBACK_HDR),
+        _ => return None,
+    })
+}
+
+impl Walk<'_> {
+    /// One header down.
+    fn step(&mut self, at: At) -> Walked {
+        match at {
+            At::Ethernet(off) => {
+                let etype = be16(self.data, off + ETH_TYPE_AT).ok_or(None)?;
+                if etype < ETHERTYPE_MIN {
+                    return Err(None); // 802.3 with LLC
+                }
+                Ok(At::Ether(etype, off + ETH_HDR))
+            }
+            At::Ether(etype, off) => self.ether(etype, off),
+            At::Ipv4(off) => self.ipv4(off),
+            At::Ipv6(off) => self.ipv6(off),
+            At::Tcp(..) => Ok(at),
+        }
     }
-    if MPLS.contains(&etype) {
-        while off + MPLS_LABEL <= data.len() {
-            let bottom = byte(data, off + MPLS_BOTTOM_AT).unwrap_or(0) & 1;
+
+    fn ether(&mut self, etype: u16, off: usize) -> Walked {
+        match etype {
+            ETH_IPV4 => Ok(At::Ipv4(off)),
+            ETH_IPV6 => Ok(At::Ipv6(off)),
+            t if VLAN_TAGS.contains(&t) => {
+                let tci = be16(self.data, off).ok_or(None)?;
+                let inner = be16(self.data, off + 2).ok_or(None)?;
+                self.vlan.push(tci & VLAN_ID_MASK);
+                Ok(At::Ether(inner, off + VLAN_TAG))
+            }
+            t if MPLS.contains(&t) => Ok(self.mpls(off)),
+            ETH_PPPOE_SESSION => self.hop(tunnel::pppoe(self.data, off)?, None),
+            0 => Err(None), // neither IPv4 nor IPv6 (raw IP, BSD loopback)
+            t if NOT_IP.contains(&t) => Err(None),
+            t => Err(Some(Skip::Ethertype(t))),
+        }
+    }
+
+    /// An MPLS label stack, each label a layer; no protocol field under it: an IP
+    /// header announces itself by its version.
+    fn mpls(&mut self, mut off: usize) -> At {
+        while let Some(word) = be32(self.data, off) {
+            self.encap.push(Layer::new(Kind::Mpls, word >> 12));
             off += MPLS_LABEL;
-            if bottom == 1 {
+            if byte(self.data, off - MPLS_LABEL + MPLS_BOTTOM_AT).unwrap_or(0) & 1 == 1 {
                 break;
             }
         }
-        // No protocol field under MPLS: an IP header announces itself by its version.
-        etype = by_version(data, off);
+        At::Ether(by_version(self.data, off), off)
     }
-    Link { off, etype, vlan }
+
+    /// Past a tunnel header: its layer joins the path, with the outer addresses.
+    fn hop(&mut self, hop: Hop, outer: Option<(IpAddr, IpAddr)>) -> Walked {
+        if let Some(mut layer) = hop.layer {
+            layer.outer = layer.outer.or(outer);
+            self.encap.push(layer);
+        }
+        Ok(match hop.inner {
+            Inner::Ethernet => At::Ethernet(hop.off),
+            Inner::Ether(etype) => At::Ether(etype, hop.off),
+            Inner::Ppp(tunnel::PPP_IPV6) => At::Ipv6(hop.off),
+            Inner::Ppp(_) => At::Ipv4(hop.off),
+        })
+    }
+
+    fn ipv4(&mut self, off: usize) -> Walked {
+        let data = self.data;
+        if off + IP4_HDR > data.len() {
+            return Err(None);
+        }
+        let vihl = byte(data, off).ok_or(None)?;
+        let mut total = i64::from(be16(data, off + IP4_TOTAL_AT).ok_or(None)?);
+        let frag = be16(data, off + IP4_FRAG_AT).ok_or(None)?;
+        let proto = byte(data, off + IP4_PROTO_AT).ok_or(None)?;
+        let ihl = usize::from(vihl & 0x0F) * 4;
+        if vihl >> 4 != 4 || ihl < IP4_HDR {
+            return Err(None);
+        }
+        if frag & IP4_FRAG_OFFSET != 0 {
+            return Err(CARRIES_TCP.contains(&proto).then_some(Skip::Fragment));
+        }
+        if total == 0 {
+            // Linux captures of TCP segmentation offload write 0: use the frame's length.
+            total = self.orig_len - off as i64;
+        }
+        let src = Ipv4Addr::from(be32(data, off + IP4_SRC_AT).ok_or(None)?);
+        let dst = Ipv4Addr::from(be32(data, off + IP4_DST_AT).ok_or(None)?);
+        let ip_id = be16(data, off + IP4_ID_AT);
+        let len = total - ihl as i64;
+        self.transport(proto, off + ihl, len, (src.into(), dst.into()), ip_id)
+    }
+
+    fn ipv6(&mut self, off: usize) -> Walked {
+        let data = self.data;
+        if off + IP6_HDR > data.len() || byte(data, off).ok_or(None)? >> 4 != 6 {
+            return Err(None);
+        }
+        let mut payload = i64::from(be16(data, off + IP6_PAYLOAD_AT).ok_or(None)?);
+        if payload == 0 {
+            payload = self.orig_len - off as i64 - IP6_HDR as i64; // jumbogram or offload
+        }
+        let mut nxt = byte(data, off + IP6_NEXT_AT).ok_or(None)?;
+        let mut p = off + IP6_HDR;
+        loop {
+            let size = if IPV6_SKIPPABLE.contains(&nxt) {
+                (usize::from(byte(data, p + 1).ok_or(None)?) + 1) * IP6_EXT_UNIT
+            } else if nxt == IPPROTO_AH {
+                (usize::from(byte(data, p + 1).ok_or(None)?) + 2) * 4
+            } else if nxt == IPV6_FRAGMENT {
+                let later = be16(data, p + IP6_FRAG_OFFSET_AT).ok_or(None)? & IP6_FRAG_OFFSET;
+                if later != 0 {
+                    let inner = byte(data, p).ok_or(None)?;
+                    return Err(CARRIES_TCP.contains(&inner).then_some(Skip::Fragment));
+                }
+                IP6_EXT_MIN
+            } else if IPV6_UNWALKABLE.contains(&nxt) {
+                return Err(Some(Skip::Ipv6Header(nxt)));
+            } else {
+                break;
+            };
+            if p + IP6_EXT_MIN > data.len() {
+                return Err(None);
+            }
+            nxt = byte(data, p).ok_or(None)?;
+            p += size;
+        }
+        let addr = |at: usize| -> Option<IpAddr> {
+            let bytes: [u8; 16] = data.get(at..at + 16)?.try_into().ok()?;
+            Some(Ipv6Addr::from(bytes).into())
+        };
+        let addrs = (
+            addr(off + IP6_SRC_AT).ok_or(None)?,
+            addr(off + IP6_DST_AT).ok_or(None)?,
+        );
+        let len = payload - (p - off - IP6_HDR) as i64;
+        self.transport(nxt, p, len, addrs, None)
+    }
+
+    /// What an IP header's protocol field leads to: TCP, or a tunnel inside IP.
+    fn transport(
+        &mut self,
+        proto: u8,
+        p: usize,
+        len: i64,
+        addrs: (IpAddr, IpAddr),
+        ip_id: Option<u16>,
+    ) -> Walked {
+        let outer = Some(addrs);
+        match proto {
+            TCP => Ok(At::Tcp(p, len, addrs, ip_id)),
+            IPPROTO_IPIP | IPPROTO_IPV6 => {
+                self.encap.push(Layer {
+                    outer,
+                    ..Layer::new(Kind::Ip, u32::from(proto))
+                });
+                Ok(if proto == IPPROTO_IPIP {
+                    At::Ipv4(p)
+                } else {
+                    At::Ipv6(p)
+                })
+            }
+            IPPROTO_GRE => self.hop(tunnel::gre(self.data, p)?, outer),
+            IPPROTO_UDP => {
+                let dport = be16(self.data, p + 2).ok_or(None)?;
+                let hop = if self.ports.vxlan.contains(&dport) {
+                    tunnel::vxlan(self.data, p + UDP_HDR)?
+                } else if self.ports.geneve.contains(&dport) {
+                    tunnel::geneve(self.data, p + UDP_HDR)?
+                } else if tunnel::looks_like_vxlan(self.data, p + UDP_HDR) {
+                    // Followed to see whether it holds TCP; counted, not decoded.
+                    self.unread_port.get_or_insert(dport);
+                    tunnel::vxlan(self.data, p + UDP_HDR)?
+                } else {
+                    return Err(None);
+                };
+                self.hop(hop, outer)
+            }
+            _ => Err(None),
+        }
+    }
 }
 
 /// Ethertype for a bare IP header, from its version nibble (0 when neither).
@@ -220,71 +493,14 @@ fn loopback_family(data: &[u8]) -> u16 {
     }
 }
 
-/// The parts of a Segment that come from the capture, not the headers.
+/// The parts of a Segment that come from the capture or the outer headers.
 struct Meta {
     ts: f64,
     vlan: Vec<u16>,
+    encap: Vec<Layer>,
     index: u64,
     comments: Vec<String>,
-}
-
-fn ipv4(data: &[u8], off: usize, orig_len: i64, meta: Meta) -> Option<Segment> {
-    if off + IP4_HDR > data.len() {
-        return None;
-    }
-    let vihl = byte(data, off)?;
-    let mut total = i64::from(be16(data, off + IP4_TOTAL_AT)?);
-    let frag = be16(data, off + IP4_FRAG_AT)?;
-    let proto = byte(data, off + IP4_PROTO_AT)?;
-    let ihl = usize::from(vihl & 0x0F) * 4;
-    // Not IPv4 or TCP, a bad header, or a fragment other than the first.
-    if vihl >> 4 != 4 || proto != TCP || ihl < IP4_HDR || frag & IP4_FRAG_OFFSET != 0 {
-        return None;
-    }
-    if total == 0 {
-        // Linux captures of TCP segmentation offload write 0: use the frame's length.
-        total = orig_len - off as i64;
-    }
-    let src = Ipv4Addr::from(be32(data, off + IP4_SRC_AT)?);
-    let dst = Ipv4Addr::from(be32(data, off + IP4_DST_AT)?);
-    let tcp_len = total - ihl as i64;
-    tcp_segment(data, off + ihl, tcp_len, (src.into(), dst.into()), meta)
-}
-
-fn ipv6(data: &[u8], off: usize, orig_len: i64, meta: Meta) -> Option<Segment> {
-    if off + IP6_HDR > data.len() || byte(data, off)? >> 4 != 6 {
-        return None;
-    }
-    let mut payload = i64::from(be16(data, off + IP6_PAYLOAD_AT)?);
-    if payload == 0 {
-        payload = orig_len - off as i64 - IP6_HDR as i64; // jumbogram or offload
-    }
-    let mut nxt = byte(data, off + IP6_NEXT_AT)?;
-    let mut p = off + IP6_HDR;
-    while nxt != TCP {
-        if p + IP6_EXT_MIN > data.len() {
-            return None;
-        }
-        let size = if IPV6_SKIPPABLE.contains(&nxt) {
-            (usize::from(byte(data, p + 1)?) + 1) * IP6_EXT_UNIT
-        } else if nxt == IPV6_FRAGMENT {
-            if be16(data, p + IP6_FRAG_OFFSET_AT)? & IP6_FRAG_OFFSET != 0 {
-                return None; // not the first fragment
-            }
-            IP6_EXT_MIN
-        } else {
-            return None;
-        };
-        nxt = byte(data, p)?;
-        p += size;
-    }
-    let addr = |at: usize| -> Option<IpAddr> {
-        let bytes: [u8; 16] = data.get(at..at + 16)?.try_into().ok()?;
-        Some(Ipv6Addr::from(bytes).into())
-    };
-    let addrs = (addr(off + IP6_SRC_AT)?, addr(off + IP6_DST_AT)?);
-    let tcp_len = payload - (p - off - IP6_HDR) as i64;
-    tcp_segment(data, p, tcp_len, addrs, meta)
+    ip_id: Option<u16>,
 }
 
 /// The segment whose TCP header starts at `p`; `tcp_len` is header plus payload as the
@@ -327,6 +543,9 @@ fn tcp_segment(
         wscale,
         mss,
         vlan: meta.vlan,
+        encap: meta.encap,
+        ip_id: meta.ip_id,
+        checksum: be16(data, p + TCP_SUM_AT),
         frame: meta.index,
         comments: meta.comments,
     })
@@ -865,6 +1084,184 @@ mod tests {
             (None, Some(7))
         );
         assert_eq!(syn_options(b"\x08\x0a\x00"), (None, None)); // runs past the end
+    }
+
+    // -- tunnels ----------------------------------------------------------------------
+
+    /// `inner` (an IP packet) in an outer IPv4 header of protocol `proto`, from
+    /// 192.0.2.1 to 192.0.2.2.
+    fn outer4(proto: u8, inner: &[u8]) -> Vec<u8> {
+        let mut out = ipv4(
+            inner,
+            &Ip4 {
+                proto,
+                ..IP4_DEFAULT
+            },
+        );
+        out[12..20].copy_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+        out
+    }
+
+    fn udp(dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut out = 50000u16.to_be_bytes().to_vec();
+        out.extend(dport.to_be_bytes());
+        out.extend(((8 + payload.len()) as u16).to_be_bytes());
+        out.extend([0, 0]);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn frame_of(linktype: u32, frame: &[u8], ports: Ports) -> Decoded {
+        let f = Frame {
+            linktype,
+            data: frame,
+            orig_len: frame.len() as u32,
+            ts: 0.0,
+            index: 1,
+        };
+        decode_frame(&f, Vec::new(), ports)
+    }
+
+    fn path_of(frame: &[u8]) -> String {
+        match frame_of(ETHERNET, frame, DEFAULT_PORTS) {
+            Decoded::Segment(seg) => {
+                assert_eq!((seg.src.port, seg.dst.port, seg.seq), (40000, 80, 1000));
+                crate::encap::path_text(&seg.encap)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_tunnel_down_to_the_segment() {
+        let inner_eth = ether(&v4_frame(), ETH_IPV4, &[]);
+        let vxlan = [&[0x08, 0, 0, 0, 0, 0, 42, 0][..], &inner_eth].concat();
+        let geneve = [&[0, 0, 0x65, 0x58, 0, 0, 9, 0][..], &inner_eth].concat();
+        let gre_key = [&[0x20, 0, 0x08, 0x00, 0, 0, 0, 5][..], &v4_frame()].concat();
+        let gre_v6 = [&[0, 0, 0x86, 0xDD][..], &v6_frame()].concat();
+        let gretap = [&[0, 0, 0x65, 0x58][..], &inner_eth].concat();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                outer4(17, &udp(4789, &vxlan)),
+                "vxlan 42 192.0.2.1-192.0.2.2",
+            ),
+            (
+                outer4(17, &udp(8472, &vxlan)),
+                "vxlan 42 192.0.2.1-192.0.2.2",
+            ),
+            (
+                outer4(17, &udp(6081, &geneve)),
+                "geneve 9 192.0.2.1-192.0.2.2",
+            ),
+            (outer4(47, &gre_key), "gre key 5 192.0.2.1-192.0.2.2"),
+            (outer4(47, &gre_v6), "gre 192.0.2.1-192.0.2.2"),
+            (outer4(47, &gretap), "gre 192.0.2.1-192.0.2.2"),
+            (outer4(4, &v4_frame()), "ipip 192.0.2.1-192.0.2.2"),
+            (outer4(41, &v6_frame()), "6in4 192.0.2.1-192.0.2.2"),
+        ];
+        for (l3, path) in cases {
+            assert_eq!(path_of(&ether(&l3, ETH_IPV4, &[])), path);
+        }
+        // PPPoE session, MPLS labels, and VXLAN inside QinQ with a VLAN-tagged inner frame.
+        let pppoe = [&[0x11, 0, 0x12, 0x34, 0, 0, 0, 0x21][..], &v4_frame()].concat();
+        assert_eq!(path_of(&ether(&pppoe, 0x8864, &[])), "pppoe 0x1234");
+        let labels = [100u32 << 12 | 64, 200 << 12 | 1 << 8 | 64]
+            .iter()
+            .flat_map(|l| l.to_be_bytes())
+            .collect::<Vec<_>>();
+        let mpls = ether(&[&labels[..], &v6_frame()].concat(), 0x8847, &[]);
+        match frame_of(ETHERNET, &mpls, DEFAULT_PORTS) {
+            Decoded::Segment(seg) => {
+                assert_eq!(crate::encap::path_text(&seg.encap), "mpls 100 / mpls 200")
+            }
+            other => panic!("{other:?}"),
+        }
+        let tagged_inner = ether(&v4_frame(), ETH_IPV4, &[(0x8100, 7)]);
+        let vx = [&[0x08, 0, 0, 0, 0, 0, 1, 0][..], &tagged_inner].concat();
+        let outer = ether(&outer4(17, &udp(4789, &vx)), ETH_IPV4, &[(0x88A8, 10)]);
+        let Decoded::Segment(seg) = frame_of(ETHERNET, &outer, DEFAULT_PORTS) else {
+            panic!("no segment");
+        };
+        assert_eq!(seg.vlan, [10, 7]); // outer tags, then the inner frame's
+        assert_eq!(seg.encap.len(), 1);
+    }
+
+    #[test]
+    fn what_cannot_be_reached_is_counted_with_its_reason() {
+        let vxlan = [
+            &[0x08, 0, 0, 0, 0, 0, 42, 0][..],
+            &ether(&v4_frame(), ETH_IPV4, &[]),
+        ]
+        .concat();
+        let odd_port = ether(&outer4(17, &udp(4790, &vxlan)), ETH_IPV4, &[]);
+        assert_eq!(
+            frame_of(ETHERNET, &odd_port, DEFAULT_PORTS),
+            Decoded::Skipped(Skip::VxlanPort(4790))
+        );
+        let ports = Ports {
+            vxlan: &[4790],
+            geneve: &[],
+        };
+        assert!(matches!(
+            frame_of(ETHERNET, &odd_port, ports),
+            Decoded::Segment(_)
+        ));
+        let later = ipv4(
+            &tcp(&TCP_DEFAULT),
+            &Ip4 {
+                frag: 0x0003,
+                ..IP4_DEFAULT
+            },
+        );
+        let cases: Vec<(u32, Vec<u8>, Decoded)> = vec![
+            (
+                ETHERNET,
+                ether(&later, ETH_IPV4, &[]),
+                Decoded::Skipped(Skip::Fragment),
+            ),
+            (
+                ETHERNET,
+                ether(&v4_frame(), 0x88E5, &[]),
+                Decoded::Skipped(Skip::Ethertype(0x88E5)),
+            ),
+            (147, v4_frame(), Decoded::Skipped(Skip::LinkType(147))),
+            (
+                ETHERNET,
+                ether(&outer4(47, &[0, 1, 0x08, 0]), ETH_IPV4, &[]),
+                Decoded::Skipped(Skip::Gre(0x0800)),
+            ),
+            (
+                ETHERNET,
+                ether(&v4_frame(), ETH_IPV4, &[])[..14 + 20 + 10].to_vec(),
+                Decoded::Skipped(Skip::TcpHeader),
+            ),
+            (ETHERNET, ether(&[0; 28], 0x0806, &[]), Decoded::Other), // ARP
+            (
+                ETHERNET,
+                ether(&outer4(17, &udp(53, b"dns")), ETH_IPV4, &[]),
+                Decoded::Other,
+            ),
+        ];
+        for (linktype, frame, want) in cases {
+            assert_eq!(frame_of(linktype, &frame, DEFAULT_PORTS), want);
+        }
+        // Tunnels within tunnels, beyond what the decoder follows.
+        let mut nested = v4_frame();
+        for _ in 0..30 {
+            nested = outer4(4, &nested);
+        }
+        assert_eq!(
+            frame_of(RAW, &nested, DEFAULT_PORTS),
+            Decoded::Skipped(Skip::TooDeep)
+        );
+    }
+
+    #[test]
+    fn ip_id_and_checksum_are_kept() {
+        let seg = decode(ETHERNET, &ether(&v4_frame(), ETH_IPV4, &[])).unwrap();
+        assert_eq!((seg.ip_id, seg.checksum), (Some(7), Some(0)));
+        let seg = decode(ETHERNET, &ether(&v6_frame(), ETH_IPV6, &[])).unwrap();
+        assert_eq!(seg.ip_id, None);
     }
 
     // -- real captures ---------------------------------------------------------------

@@ -1,17 +1,19 @@
 //! Which connection a segment belongs to, who the client is, and when a connection is
 //! done with: the one grouping that `replay`, `summary` and every other command share.
 //!
-//! **Keys.** A connection is keyed on its VLAN stack and its two (address, port)
-//! endpoints, not on hosts, so 127.0.0.1:a ↔ 127.0.0.1:b is one connection and its
-//! halves stay together. Each connection is found under the key of each direction it
-//! has been seen in: (VLAN stack, sender, receiver).
+//! **Keys.** A connection is keyed on its VLAN stack, its encapsulation path (tunnels
+//! and MPLS labels, `encap.rs`) and its two (address, port) endpoints, not on hosts,
+//! so 127.0.0.1:a ↔ 127.0.0.1:b is one connection and its halves stay together. Each
+//! connection is found under the key of each direction it has been seen in: (VLAN
+//! stack and path, sender, receiver).
 //!
-//! **VLAN rule.** Copies of one conversation on different VLAN stacks are different
-//! connections (a mirror port seeing the same traffic untagged, tagged and double
-//! tagged), except that a segment on a new VLAN stack joins an existing connection when
-//! it is that connection's reverse direction and the connection has no reverse traffic
-//! yet: routers often carry the two directions of a session on different VLANs. A
-//! connection's `vlan` is the stack of its first segment.
+//! **VLAN rule.** Copies of one conversation on different VLAN stacks (or paths:
+//! plain and inside VXLAN) are different connections (a mirror port seeing the same
+//! traffic untagged, tagged and double tagged), except that a segment on a new VLAN
+//! stack or path joins an existing connection when it is that connection's reverse
+//! direction and the connection has no reverse traffic
+//! yet: routers often carry the two directions of a session on different VLANs (or
+//! MPLS labels). A connection's `vlan` and `encap` are those of its first segment.
 //!
 //! **Port reuse.** A SYN (no ACK) on a known 4-tuple starts a new connection when the
 //! old one ended (both FINs, or an RST) or the SYN's sender had already sent its FIN (a
@@ -35,6 +37,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
+use crate::encap::{path_word, Layer};
 use crate::observer::{Observer, State, Step};
 use crate::segment::{Endpoint, Segment, ACK, FIN, RST, SYN};
 use crate::verdict::{classify, Verdict};
@@ -63,6 +66,10 @@ pub struct Sent {
     pub zero_windows: u64,
     /// Persist probes sent into the peer's zero window.
     pub window_probes: u64,
+    /// Frames that were the capture's copies of its segments (also in `packets`).
+    pub capture_duplicates: u64,
+    /// Segments the capture missed, inferred from the peer's ACKs (not in `packets`).
+    pub inferred: u64,
 }
 
 /// One connection's segments, as the ladder needs them, with the observer's steps.
@@ -83,6 +90,8 @@ pub struct Finished {
     pub client: Endpoint,
     pub server: Endpoint,
     pub vlan: Vec<u16>,
+    /// Its first segment's tunnels and labels, outermost first.
+    pub encap: Vec<Layer>,
     /// Why the roles are a guess, when no SYN or SYN+ACK settled them.
     pub roles_guessed: Option<String>,
     /// Capture times of its first and last segment.
@@ -134,7 +143,8 @@ fn vlan_word(tags: &[u16]) -> u64 {
     word
 }
 
-/// The key of one direction of a connection: VLAN stack, sender, receiver.
+/// The key of one direction of a connection: VLAN stack and encapsulation path (in one
+/// word), sender, receiver.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct Key {
     src: Packed,
@@ -163,6 +173,7 @@ struct Conn {
     stream: u64,
     keys: Vec<Key>,
     vlan: Vec<u16>,
+    encap: Vec<Layer>,
     a: Endpoint,
     b: Endpoint,
     pa: Packed,
@@ -315,9 +326,10 @@ impl Scanner {
         let key = Key {
             src: seg.src.into(),
             dst: seg.dst.into(),
-            vlan: vlan_word(&seg.vlan),
+            vlan: vlan_word(&seg.vlan) ^ path_word(&seg.encap),
         };
-        if !seg.vlan.is_empty() && self.by_pair.is_none() {
+        let tagged = !seg.vlan.is_empty() || !seg.encap.is_empty();
+        if tagged && self.by_pair.is_none() {
             self.index_pairs();
         }
         let mut entry = self.by_key.get(&key).copied();
@@ -444,6 +456,7 @@ impl Scanner {
             stream: self.connections,
             keys: vec![key],
             vlan: seg.vlan.clone(),
+            encap: seg.encap.clone(),
             a,
             b,
             pa,
@@ -600,6 +613,8 @@ fn finish(conn: Conn) -> Finished {
         (_, None, None) => Observer::new(),
     };
     let sent = |s: &crate::observer::Side| Sent {
+        capture_duplicates: obs.capture_duplicates(s.role),
+        inferred: obs.inferred(s.role),
         packets: s.packets,
         bytes: s.bytes,
         retransmissions: s.retransmissions,
@@ -614,9 +629,10 @@ fn finish(conn: Conn) -> Finished {
             segments.push(seg);
         }
         let initial = observer.initial;
+        let (segments, steps) = observer.into_detail(segments);
         Detail {
             segments,
-            steps: observer.into_steps(),
+            steps,
             initial,
         }
     });
@@ -625,6 +641,7 @@ fn finish(conn: Conn) -> Finished {
         client,
         server,
         vlan: conn.vlan,
+        encap: conn.encap,
         roles_guessed,
         first: conn.first,
         last: conn.last,
@@ -644,7 +661,7 @@ pub fn analyse(segments: Vec<Segment>, client: Endpoint) -> (Detail, Verdict) {
     }
     let verdict = classify(&observer);
     let initial = observer.initial;
-    let steps = observer.into_steps();
+    let (segments, steps) = observer.into_detail(segments);
     (
         Detail {
             segments,
@@ -790,6 +807,43 @@ mod tests {
         assert_eq!(detail.segments.len(), 6);
         assert_eq!(detail.steps.len(), 6);
         assert_eq!(detail.segments[0].t, 1.0);
+    }
+
+    #[test]
+    fn tunnelled_copies_stay_apart_and_both_tunnel_directions_join() {
+        use crate::encap::{Kind, Layer};
+        let vxlan = |s: &mut Segment, from_client: bool| {
+            let (a, b) = (s.src.ip, s.dst.ip); // stand-ins for the tunnel's endpoints
+            let outer = if from_client { (a, b) } else { (b, a) };
+            s.encap = vec![Layer {
+                outer: Some(outer),
+                ..Layer::new(Kind::Vxlan, 42)
+            }];
+        };
+        let plain = closed(0.0, C);
+        let mut tunnelled = closed(0.0005, C);
+        for s in &mut tunnelled {
+            let from_client = s.src.port == 40000;
+            vxlan(s, from_client);
+        }
+        let mut both: Vec<Segment> = plain.into_iter().chain(tunnelled).collect();
+        both.sort_by(|x, y| x.t.total_cmp(&y.t));
+        let done = scan(both, 60.0, Keep::Nothing);
+        assert_eq!(done.len(), 2);
+        assert!(done
+            .iter()
+            .all(|d| d.packets == 6 && d.verdict.close == Close::Fin));
+        assert_eq!(
+            done.iter().map(|d| d.encap.len()).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        // MPLS labels differ per direction: the way back joins the connection.
+        let mut labelled = closed(0.0, C);
+        for s in &mut labelled {
+            let label = if s.src.port == 40000 { 100 } else { 300 };
+            s.encap = vec![Layer::new(Kind::Mpls, label)];
+        }
+        assert_eq!(scan(labelled, 60.0, Keep::Nothing).len(), 1);
     }
 
     #[test]

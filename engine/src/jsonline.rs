@@ -45,8 +45,14 @@ fn push_sent(out: &mut String, s: &Sent) {
     let _ = write!(
         out,
         "{{\"packets\":{},\"bytes\":{},\"retransmissions\":{},\"zero_windows\":{},\
-         \"window_probes\":{}}}",
-        s.packets, s.bytes, s.retransmissions, s.zero_windows, s.window_probes
+         \"window_probes\":{},\"capture_duplicates\":{},\"inferred\":{}}}",
+        s.packets,
+        s.bytes,
+        s.retransmissions,
+        s.zero_windows,
+        s.window_probes,
+        s.capture_duplicates,
+        s.inferred
     );
 }
 
@@ -68,6 +74,16 @@ pub fn push_summary_line(out: &mut String, f: &Finished) {
                 out.push(',');
             }
             let _ = write!(out, "{id}");
+        }
+        out.push(']');
+    }
+    if !f.encap.is_empty() {
+        out.push_str(",\"encap\":[");
+        for (i, layer) in f.encap.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_quoted(out, &layer.to_string());
         }
         out.push(']');
     }
@@ -95,6 +111,9 @@ pub fn push_summary_line(out: &mut String, f: &Finished) {
         v.conn_state
     );
     push_quoted(out, &v.history);
+    if v.one_direction {
+        out.push_str(",\"one_direction\":true");
+    }
     out.push_str("},\"sent\":{\"client\":");
     push_sent(out, &f.client_sent);
     out.push_str(",\"server\":");

@@ -11,12 +11,14 @@
 #![forbid(unsafe_code)]
 
 pub mod decode;
+pub mod encap;
 pub mod grouping;
 pub mod jsonline;
 pub mod observer;
 pub mod reader;
 pub mod scan;
 pub mod segment;
+pub mod tunnel;
 pub mod verdict;
 pub mod zeek;
 

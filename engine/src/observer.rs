@@ -66,6 +66,12 @@
 //! That is only said of an endpoint shown to be near the capture point: a far one's ACKs
 //! wander with its RTT.
 //!
+//! Two tags come from what the capture itself did: `capture-duplicate`, the same frame
+//! recorded twice, which moves nothing (`copies.rs`); and `inferred`, a segment the
+//! capture missed that the other side's ACKs prove, fed through the state machine just
+//! before the ACK that proves it (`infer.rs`). Data that fills the gap before a block
+//! already seen is `out-of-order` (bytes seen late, counted once), not a retransmission.
+//!
 //! A persist (zero-window) probe is a segment without SYN, FIN or RST, sent while the
 //! last window its receiver advertised is 0, in one of two shapes:
 //!
@@ -93,6 +99,9 @@
 
 use crate::segment::{Segment, ACK, FIN, RST, SYN};
 use crate::zeek::ZeekTracker;
+
+mod copies;
+mod infer;
 
 /// One endpoint's RFC 9293 state as the observer infers it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, Default)]
@@ -193,7 +202,7 @@ impl State {
 }
 
 /// Tag bits of `Step::tags`; `tag_names` spells them in this order.
-pub const TAG_NAMES: [&str; 14] = [
+pub const TAG_NAMES: [&str; 16] = [
     "mid-connection",
     "retransmission",
     "out-of-order",
@@ -208,6 +217,8 @@ pub const TAG_NAMES: [&str; 14] = [
     "simultaneous-close",
     "out-of-window",
     "after-close",
+    "capture-duplicate",
+    "inferred",
 ];
 pub const MID_CONNECTION: u16 = 1 << 0;
 pub const RETRANSMISSION: u16 = 1 << 1;
@@ -223,6 +234,14 @@ pub const DELAYED_ACK: u16 = 1 << 10;
 pub const SIMULTANEOUS: u16 = 1 << 11;
 pub const OUT_OF_WINDOW: u16 = 1 << 12;
 pub const AFTER_CLOSE: u16 = 1 << 13;
+pub const CAPTURE_DUPLICATE: u16 = 1 << 14;
+pub const INFERRED: u16 = 1 << 15;
+
+/// A frame holding the same bytes as one its sender's side showed this recently (the
+/// same numbers, flags, window, IPv4 ID and TCP checksum) is the capture's copy, not a
+/// second segment: a SPAN port or `-i any` over a bridge records copies microseconds
+/// apart, while no stack retransmits within 2 ms with the same IP ID and checksum.
+pub const DUPLICATE_WINDOW: f64 = 0.002;
 
 /// The names of the tags set in `tags`, in `TAG_NAMES` order.
 pub fn tag_names(tags: u16) -> Vec<&'static str> {
@@ -245,6 +264,9 @@ const HALF: i64 = 0x8000_0000;
 const MODULUS: i64 = 0x1_0000_0000;
 /// RFC 7323 2.3: a shift count above 14 is used as 14 (Linux clamps too).
 const MAX_WSCALE: u8 = 14;
+
+/// A side's two latest segments: (fingerprint, time, the peer's packets then).
+type Recent = [(u64, f64, u64); 2];
 
 /// Which side of the connection.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -417,6 +439,12 @@ impl Side {
         }
     }
 
+    /// Whether sequence space starting at `rel` lies in the gap before the block seen
+    /// beyond it: bytes the capture shows late (out of order), not again.
+    fn fills_hole(&self, rel: i64) -> bool {
+        self.hole_start >= 0 && self.contig <= rel && rel < self.hole_start
+    }
+
     /// Receive the peer's FIN. `record_from`: the index the current Step will take, when
     /// Steps are recorded; an unsure receipt remembers it to rewrite from there on undo.
     fn receive_fin(&mut self, sure: bool, record_from: Option<usize>) {
@@ -472,6 +500,16 @@ pub struct Observer {
     pub handshake: bool,
     pub zeek: ZeekTracker,
     steps: Vec<Step>,
+    /// Segments inferred while annotating, each with the index of its Step.
+    inferred_segments: Vec<(usize, Segment)>,
+    /// Each side's (client, server) two latest segments' fingerprints and times, with
+    /// the peer's packet count then, to recognise capture copies. Kept here, not in
+    /// `Side`: the sides are moved out and back for every segment.
+    recent: [Recent; 2],
+    /// Per side (client, server): frames that were the capture's copies of its
+    /// segments, and its segments inferred from the peer's ACKs.
+    copies: [u64; 2],
+    inferred: [u64; 2],
     /// Steps since a SYN whose receiver has not answered: from this index on.
     syn_from: Option<usize>,
     syn_side: Option<Role>,
@@ -502,9 +540,23 @@ impl Observer {
             handshake: false,
             zeek: ZeekTracker::new(),
             steps: Vec::new(),
+            inferred_segments: Vec::new(),
+            recent: [[(0, f64::NEG_INFINITY, 0); 2]; 2],
+            copies: [0; 2],
+            inferred: [0; 2],
             syn_from: None,
             syn_side: None,
         }
+    }
+
+    /// Frames that were the capture's copies of `role`'s segments (also in its packets).
+    pub fn capture_duplicates(&self, role: Role) -> u64 {
+        self.copies[role as usize]
+    }
+
+    /// `role`'s segments the capture missed, inferred from the peer's ACKs (no packets).
+    pub fn inferred(&self, role: Role) -> u64 {
+        self.inferred[role as usize]
     }
 
     pub fn steps(&self) -> &[Step] {
@@ -523,11 +575,14 @@ impl Observer {
     pub fn feed(&mut self, from_client: bool, seg: &Segment, annotate: bool) {
         // The two sides are moved out for the segment's duration, so that the rules can
         // hold the sender, the receiver and the observer's own facts at once.
-        let (mut s, mut r) = if from_client {
-            (self.take(Role::Client), self.take(Role::Server))
+        // One at a time, not as a tuple: a tuple is one more copy of both (measured).
+        let (from, to) = if from_client {
+            (Role::Client, Role::Server)
         } else {
-            (self.take(Role::Server), self.take(Role::Client))
+            (Role::Server, Role::Client)
         };
+        let mut s = self.take(from);
+        let mut r = self.take(to);
         self.feed_sides(&mut s, &mut r, seg, annotate);
         self.put(s);
         self.put(r);
@@ -548,30 +603,59 @@ impl Observer {
         }
     }
 
-    /// The full path: every rule of the state machine.
+    /// A segment from `s` to `r`: the capture's copy of one already seen is only
+    /// tagged; segments of `r`'s that this one proves the capture missed are inferred
+    /// first; then the state machine.
     fn feed_sides(&mut self, s: &mut Side, r: &mut Side, seg: &Segment, annotate: bool) {
+        let fingerprint = copies::fingerprint(seg);
+        if self.packets > 0 {
+            if self.capture_copy(s, r, seg, fingerprint, annotate) {
+                return;
+            }
+            self.infer(s, r, seg, annotate);
+        }
+        if let Some(fp) = fingerprint {
+            // Field by field: a new array here is a memcpy call per segment.
+            let recent = &mut self.recent[s.role as usize];
+            recent[1] = recent[0];
+            recent[0] = (fp, seg.t, r.packets);
+        }
+        self.apply(s, r, seg, annotate, false);
+    }
+
+    /// Every rule of the state machine, for a segment seen or (`inferred`) proved by
+    /// the peer's ACKs: an inferred one is no packet, tells Zeek nothing and is no
+    /// retransmission or probe.
+    fn apply(&mut self, s: &mut Side, r: &mut Side, seg: &Segment, annotate: bool, inferred: bool) {
         let first = self.packets == 0;
         if first {
             self.begin(s, r, seg.flags);
         }
-        self.packets += 1;
-        s.packets += 1;
         let mut tags = if first && self.assumed {
             MID_CONNECTION
         } else {
             0
         };
+        if inferred {
+            self.inferred[s.role as usize] += 1;
+            tags |= INFERRED;
+        } else {
+            self.packets += 1;
+            s.packets += 1;
+        }
         let pos = self.position(s, r, seg, &mut tags);
-        tags |= self.wire_tags(s, r, seg, &pos);
-        let delta_last = pos.end.wrapping_sub(s.nxt);
-        self.zeek.packet(
-            s.role == Role::Client,
-            seg.flags,
-            pos.rel,
-            seg.length,
-            seg.win,
-            delta_last,
-        );
+        if !inferred {
+            tags |= self.wire_tags(s, r, seg, &pos);
+            let delta_last = pos.end.wrapping_sub(s.nxt);
+            self.zeek.packet(
+                s.role == Role::Client,
+                seg.flags,
+                pos.rel,
+                seg.length,
+                seg.win,
+                delta_last,
+            );
+        }
         if tags & WINDOW_PROBE == 0 {
             // A probe's byte is refused by the zero window and sent again later: it
             // advances nothing (so a repeated 1-byte probe is again at SND.NXT).
@@ -581,11 +665,12 @@ impl Observer {
         let record_from = annotate.then_some(self.steps.len());
         let (mut tags, acked, delay) = self.transitions(s, r, seg, &pos, tags, record_from);
 
-        if annotate {
+        if annotate && !inferred {
             tags |= self.ladder_tags(s, r, seg, &pos, tags);
         }
-        if seg.flags & RST == 0 {
-            // A RST's window means nothing (Linux sends 0).
+        if seg.flags & RST == 0 && !inferred {
+            // A RST's window means nothing (Linux sends 0); an inferred segment's
+            // window is unknown.
             if pos.ack >= 0 {
                 s.last_ack = pos.ack;
                 s.edge = pos.ack.wrapping_add(pos.win);
@@ -594,6 +679,10 @@ impl Observer {
         }
         if annotate {
             self.record(s, r, seg, &pos, tags, acked, delay);
+            if inferred {
+                let index = self.steps.len() - 1;
+                self.inferred_segments.push((index, seg.clone()));
+            }
         }
     }
 
@@ -731,7 +820,11 @@ impl Observer {
         // In a simultaneous open a side that sent a SYN answers the peer's SYN with a
         // SYN+ACK on its own ISN again (RFC 9293 figure 8): its first is no retransmission.
         let first_synack = seg.flags & (SYN | ACK) == SYN | ACK && !s.synack_sent;
-        if pos.space != 0 && rel < s.nxt && tags & (WINDOW_PROBE | KEEP_ALIVE) == 0 && !first_synack
+        if pos.space != 0
+            && rel < s.nxt
+            && tags & (WINDOW_PROBE | KEEP_ALIVE) == 0
+            && !first_synack
+            && !s.fills_hole(rel)
         {
             tags |= RETRANSMISSION;
             s.retransmissions += 1;
@@ -1040,6 +1133,14 @@ fn account_space(s: &mut Side, seg: &Segment, pos: &Position) -> u16 {
         return 0;
     }
     let nxt = s.nxt;
+    let late = s.fills_hole(rel);
+    if late {
+        // Bytes in the gap, seen for the first time: counted now, once.
+        let gap = end.min(s.hole_start).wrapping_sub(rel);
+        s.bytes = s
+            .bytes
+            .saturating_add(gap.min(i64::from(seg.length)).max(0) as u64);
+    }
     if end > nxt {
         if s.una >= nxt {
             s.pending_t = seg.t; // the oldest unacknowledged data starts here
@@ -1059,7 +1160,11 @@ fn account_space(s: &mut Side, seg: &Segment, pos: &Position) -> u16 {
     } else {
         s.advance(rel, end);
     }
-    0
+    if late {
+        OUT_OF_ORDER
+    } else {
+        0
+    }
 }
 
 /// Duplicate ACK or window update: a bare ACK repeating the sender's last ACK number
@@ -1108,6 +1213,17 @@ pub(crate) mod testing {
             self.seg.wscale = Some(wscale);
             self
         }
+        /// As captured: an IPv4 ID and a TCP checksum.
+        pub fn id(mut self, ip_id: u16, checksum: u16) -> Self {
+            self.seg.ip_id = Some(ip_id);
+            self.seg.checksum = Some(checksum);
+            self
+        }
+        /// As captured over IPv6: a checksum, no IP ID.
+        pub fn sum(mut self, checksum: u16) -> Self {
+            self.seg.checksum = Some(checksum);
+            self
+        }
     }
 
     fn endpoint(last: u8, port: u16) -> Endpoint {
@@ -1149,6 +1265,9 @@ pub(crate) mod testing {
             wscale: None,
             mss: None,
             vlan: Vec::new(),
+            encap: Vec::new(),
+            ip_id: None,
+            checksum: None,
             frame: 0,
             comments: Vec::new(),
         };
@@ -1213,6 +1332,213 @@ mod tests {
 
     fn annotated(segments: &[Seg]) -> Observer {
         run(segments, true)
+    }
+
+    use crate::verdict::classify;
+
+    // -- capture duplicates, reordering, one direction (issue 14) --------------------
+
+    /// Every frame twice, 20 µs apart, as `tcpdump -i any` on a bridge records it.
+    fn doubled(segments: Vec<Seg>) -> Vec<Seg> {
+        let mut out = Vec::new();
+        for (i, s) in segments.into_iter().enumerate() {
+            let s = s.id(i as u16 + 1, 0xAB00 + i as u16);
+            let mut copy = Seg {
+                from_client: s.from_client,
+                seg: s.seg.clone(),
+            };
+            copy.seg.t += 0.000_02;
+            out.push(s);
+            out.push(copy);
+        }
+        out
+    }
+
+    fn graceful() -> Vec<Seg> {
+        after_handshake(vec![
+            seg(0.010, 'c', "PA", C + 1, S + 1).len(24),
+            seg(0.011, 's', "A", S + 1, C + 25),
+            seg(0.012, 's', "PA", S + 1, C + 25).len(44),
+            seg(0.013, 'c', "A", C + 25, S + 45),
+            seg(0.020, 'c', "FA", C + 25, S + 45),
+            seg(0.060, 's', "A", S + 45, C + 26),
+            seg(0.070, 's', "FA", S + 45, C + 26),
+            seg(0.071, 'c', "A", C + 26, S + 46),
+        ])
+    }
+
+    #[test]
+    fn a_doubled_capture_gives_the_same_states_and_verdict() {
+        let single = annotated(&graceful());
+        let double = annotated(&doubled(graceful()));
+        let originals: Vec<_> = states(&double).into_iter().step_by(2).collect();
+        assert_eq!(originals, states(&single));
+        for (i, step) in double.steps().iter().enumerate() {
+            let want = if i % 2 == 1 { CAPTURE_DUPLICATE } else { 0 };
+            assert_eq!(step.tags & CAPTURE_DUPLICATE, want, "step {i}");
+            if i % 2 == 1 {
+                let before = &double.steps()[i - 1];
+                assert_eq!(
+                    (step.client_state, step.server_state),
+                    (before.client_state, before.server_state)
+                );
+                assert_eq!((step.seq, step.ack), (before.seq, before.ack));
+            }
+        }
+        assert_eq!(classify(&double), classify(&single));
+        assert_eq!(
+            (
+                double.capture_duplicates(Role::Client),
+                double.capture_duplicates(Role::Server)
+            ),
+            (6, 5)
+        );
+        assert_eq!(
+            (double.client.retransmissions, double.server.retransmissions),
+            (0, 0)
+        );
+        assert_eq!(double.packets, 2 * single.packets);
+        assert_eq!((double.client.bytes, double.server.bytes), (24, 44));
+    }
+
+    #[test]
+    fn a_real_retransmission_is_no_copy() {
+        // The same numbers again but a new IPv4 ID: sent twice by the stack.
+        let obs = annotated(&after_handshake(vec![
+            seg(0.010, 'c', "PA", C + 1, S + 1).len(10).id(5, 0x1111),
+            seg(0.0101, 'c', "PA", C + 1, S + 1).len(10).id(6, 0x1111),
+            // The same bytes again after 2 ms and more: not a copy either.
+            seg(0.0200, 'c', "PA", C + 1, S + 1).len(10).id(6, 0x1111),
+        ]));
+        assert_eq!(tags(&obs, 4), ["retransmission"]);
+        assert_eq!(tags(&obs, 5), ["retransmission"]);
+        assert_eq!(obs.capture_duplicates(Role::Client), 0);
+    }
+
+    #[test]
+    fn identical_rsts_answering_two_segments_are_no_copies() {
+        // IPv6 (no IP ID): byte-identical RSTs, each answering its own segment.
+        let obs = annotated(&after_handshake(vec![
+            seg(0.010, 'c', "R", C + 1, 0).sum(0x57F8),
+            seg(0.010_003, 's', "PA", S + 1, C + 1).len(5).sum(0x1234),
+            seg(0.010_006, 'c', "R", C + 1, 0).sum(0x57F8),
+            seg(0.010_007, 'c', "R", C + 1, 0).sum(0x57F8), // nothing in between: a copy
+        ]));
+        assert!(tags(&obs, 5).is_empty());
+        assert_eq!(tags(&obs, 6), ["capture-duplicate"]);
+        assert_eq!(obs.capture_duplicates(Role::Client), 1);
+    }
+
+    #[test]
+    fn data_captured_after_its_fin_is_out_of_order_and_counted_once() {
+        let obs = annotated(&after_handshake(vec![
+            seg(0.010, 'c', "FA", C + 14, S + 1),
+            seg(0.010_1, 'c', "PA", C + 1, S + 1).len(13),
+            seg(0.011, 's', "A", S + 1, C + 15),
+        ]));
+        assert_eq!(tags(&obs, 3), ["out-of-order"]);
+        assert_eq!(tags(&obs, 4), ["out-of-order"]);
+        assert_eq!((obs.client.bytes, obs.client.retransmissions), (13, 0));
+        // The FIN counts as received once the data before it is there.
+        assert_eq!(
+            states_from(&obs, 3),
+            [
+                (FinWait1, Established),
+                (FinWait1, CloseWait),
+                (FinWait2, CloseWait)
+            ]
+        );
+    }
+
+    /// Only the client's segments of `graceful()`.
+    fn client_only() -> Vec<Seg> {
+        let mut all = handshake();
+        all.extend(graceful().into_iter().skip(3));
+        all.into_iter().filter(|s| s.from_client).collect()
+    }
+
+    #[test]
+    fn one_direction_infers_the_servers_synack_data_and_fin() {
+        let obs = annotated(&client_only());
+        let rows: Vec<_> = obs
+            .steps()
+            .iter()
+            .map(|s| {
+                (
+                    s.sender,
+                    s.flags,
+                    s.seq,
+                    s.ack,
+                    s.length,
+                    s.tags & INFERRED != 0,
+                )
+            })
+            .collect();
+        use Role::{Client as Cl, Server as Sv};
+        assert_eq!(
+            rows,
+            [
+                (Cl, SYN, 0, 0, 0, false),
+                (Sv, SYN | ACK, 0, 1, 0, true),
+                (Cl, ACK, 1, 1, 0, false),
+                (Cl, crate::segment::PSH | ACK, 1, 1, 24, false),
+                (Sv, ACK, 1, 25, 44, true),
+                (Cl, ACK, 25, 45, 0, false),
+                (Cl, FIN | ACK, 25, 45, 0, false),
+                (Sv, FIN | ACK, 45, 26, 0, true),
+                (Cl, ACK, 26, 46, 0, false),
+            ]
+        );
+        assert_eq!(
+            states(&obs),
+            [
+                (SynSent, SynReceived),
+                (Established, SynReceived),
+                (Established, Established),
+                (Established, Established),
+                (Established, Established),
+                (Established, Established),
+                (FinWait1, CloseWait),
+                (TimeWait, LastAck),
+                (TimeWait, Closed),
+            ]
+        );
+        let v = classify(&obs);
+        assert!(v.one_direction);
+        assert_eq!(v.close_text(), "one direction captured");
+        assert_eq!(
+            (v.close, v.first_closer),
+            (crate::verdict::Close::Fin, Some(Role::Client))
+        );
+        assert_eq!(
+            (
+                obs.server.packets,
+                obs.inferred(Role::Server),
+                obs.server.bytes
+            ),
+            (0, 3, 44)
+        );
+        assert!(obs.handshake);
+        // The cheap path reaches the same facts.
+        assert_eq!(classify(&run(&client_only(), false)), v);
+    }
+
+    #[test]
+    fn with_both_directions_only_a_missing_fin_is_inferred() {
+        // The server's FIN is lost from the capture; its data is there.
+        let mut segments = graceful();
+        segments.remove(9); // the server's FIN
+        let obs = annotated(&segments);
+        let inferred: Vec<_> = (obs.steps().iter())
+            .filter(|s| s.tags & INFERRED != 0)
+            .collect();
+        assert_eq!(inferred.len(), 1);
+        assert_eq!(
+            (inferred[0].sender, inferred[0].flags),
+            (Role::Server, FIN | ACK)
+        );
+        assert_eq!(obs.client.state, TimeWait);
+        assert!(!classify(&obs).one_direction);
     }
 
     #[test]
@@ -1494,7 +1820,9 @@ mod tests {
             ]
         );
         assert_eq!(tags(&obs, 4), ["out-of-order"]);
-        assert_eq!(tags(&obs, 5), ["retransmission"]);
+        // It fills the gap: new bytes seen late, not sent again (issue 14).
+        assert_eq!(tags(&obs, 5), ["out-of-order"]);
+        assert_eq!((obs.client.bytes, obs.client.retransmissions), (20, 0));
     }
 
     #[test]
@@ -1953,10 +2281,20 @@ mod proptests {
                 full.feed(*from_client, s, true);
                 cheap.feed(*from_client, s, false);
             }
-            prop_assert_eq!(full.steps().len(), segs.len());
+            let inferred = (full.inferred(Role::Client) + full.inferred(Role::Server)) as usize;
+            prop_assert_eq!(full.steps().len(), segs.len() + inferred);
             prop_assert!(cheap.steps().is_empty());
             prop_assert_eq!(facts(&full), facts(&cheap));
             prop_assert_eq!(classify(&full), classify(&cheap));
+            // Every Step gets its segment: the captured ones in order, inferred ones
+            // (frame 0, tagged) in their places.
+            let kept: Vec<Segment> = segs.iter().map(|(_, s)| s.clone()).collect();
+            let (segments, steps) = full.into_detail(kept.clone());
+            prop_assert_eq!(segments.len(), steps.len());
+            let (seen, made): (Vec<_>, Vec<_>) = segments.iter().zip(&steps)
+                .partition(|(_, st)| st.tags & INFERRED == 0);
+            prop_assert_eq!(seen.into_iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(), kept);
+            prop_assert!(made.iter().all(|(s, _)| s.frame == 0 && s.ip_id.is_none()));
         }
     }
 }

@@ -42,17 +42,17 @@ impl Scan {
     /// `keep`: None (verdicts only), a stream number (that connection's segments and
     /// steps), or -1 (every connection's).
     #[new]
-    #[pyo3(signature = (path, linger, keep=None))]
-    fn new(path: &str, linger: f64, keep: Option<i64>) -> PyResult<Self> {
+    #[pyo3(signature = (path, linger, keep=None, vxlan_ports=Vec::new()))]
+    fn new(path: &str, linger: f64, keep: Option<i64>, vxlan_ports: Vec<u16>) -> PyResult<Self> {
         let reader = open(path).map_err(CaptureError::new_err)?;
         let keep = match keep {
             None => Keep::Nothing,
             Some(n) if n < 0 => Keep::All,
             Some(n) => Keep::Stream(n as u64),
         };
-        Ok(Self {
-            inner: scan::Scan::new(reader, linger, keep),
-        })
+        let mut inner = scan::Scan::new(reader, linger, keep);
+        inner.add_vxlan_ports(&vxlan_ports);
+        Ok(Self { inner })
     }
 
     /// Up to `n` connections done with, reading at most `records` records for them
@@ -131,6 +131,11 @@ impl Scan {
     fn peak_open(&self) -> u64 {
         self.inner.peak_open()
     }
+    /// Frames that may hold TCP the decoder could not reach: (why, how many).
+    #[getter]
+    fn skipped(&self) -> Vec<(String, u64)> {
+        self.inner.skipped()
+    }
 }
 
 /// One connection the engine is done with.
@@ -179,11 +184,16 @@ impl Connection {
         )
     }
     /// The connections table's row: stream, client, server (each marked `*` when the
-    /// roles are a guess), VLAN stack, segments, how it closed, first closer, client
+    /// roles are a guess), VLAN stack, tunnels (`encap::short_text`), segments, how it closed, first closer, client
     /// final, server final, conn_state. One call and one list of plain strings per row:
     /// a listing may have a hundred thousand.
     fn cells(&self) -> Vec<String> {
         row_cells(&self.done)
+    }
+    /// Its tunnels and labels, outermost first, each as text (`encap.rs`).
+    #[getter]
+    fn encap(&self) -> Vec<String> {
+        self.done.encap.iter().map(|l| l.to_string()).collect()
     }
     /// (segments, steps, initial states) when the scan kept this connection; else None.
     fn detail(&self) -> Option<DetailTuple> {
@@ -195,8 +205,8 @@ impl Connection {
     }
 }
 
-/// (t, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame),
-/// comments): PyO3 converts tuples of at most 12.
+/// (t, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame,
+/// ip_id, checksum), comments): PyO3 converts tuples of at most 12.
 type SegmentTuple = (
     f64,
     String,
@@ -208,7 +218,14 @@ type SegmentTuple = (
     u32,
     u32,
     u16,
-    (Option<u8>, Option<u16>, Vec<u16>, u64),
+    (
+        Option<u8>,
+        Option<u16>,
+        Vec<u16>,
+        u64,
+        Option<u16>,
+        Option<u16>,
+    ),
     Vec<String>,
 );
 type StepTuple = (
@@ -240,6 +257,7 @@ type VerdictTuple = (
     &'static str,
     &'static str,
     String,
+    bool,
 );
 
 /// A connections-table row's cells (see `Connection.cells`).
@@ -255,6 +273,11 @@ fn row_cells(d: &Finished) -> Vec<String> {
             "-".to_string()
         } else {
             vlan.join(".")
+        },
+        if d.encap.is_empty() {
+            "-".to_string()
+        } else {
+            crate::encap::short_text(&d.encap)
         },
         thousands(d.packets),
         v.close_text(),
@@ -345,21 +368,27 @@ type Fields = (
     f64,
     u64,
     VerdictTuple,
-    (u64, u64, u64, u64, u64),
-    (u64, u64, u64, u64, u64),
+    SentTuple,
+    SentTuple,
 );
+
+/// (packets, bytes, retransmissions, zero_windows, window_probes, capture_duplicates,
+/// inferred).
+type SentTuple = (u64, u64, u64, u64, u64, u64, u64);
 
 fn endpoint(e: Endpoint) -> (String, u16) {
     (ip_text(e.ip), e.port)
 }
 
-fn sent(s: Sent) -> (u64, u64, u64, u64, u64) {
+fn sent(s: Sent) -> SentTuple {
     (
         s.packets,
         s.bytes,
         s.retransmissions,
         s.zero_windows,
         s.window_probes,
+        s.capture_duplicates,
+        s.inferred,
     )
 }
 
@@ -374,6 +403,7 @@ fn verdict_tuple(v: &Verdict) -> VerdictTuple {
         v.final_server.name(),
         v.conn_state,
         v.history.clone(),
+        v.one_direction,
     )
 }
 
@@ -389,7 +419,14 @@ fn segment_tuple(s: &Segment) -> SegmentTuple {
         s.ack,
         s.length,
         s.win,
-        (s.wscale, s.mss, s.vlan.clone(), s.frame),
+        (
+            s.wscale,
+            s.mss,
+            s.vlan.clone(),
+            s.frame,
+            s.ip_id,
+            s.checksum,
+        ),
         s.comments.clone(),
     )
 }
@@ -505,9 +542,20 @@ fn segment_from(obj: &Bound<'_, PyAny>) -> PyResult<Segment> {
         wscale: obj.getattr("wscale")?.extract()?,
         mss: obj.getattr("mss")?.extract()?,
         vlan,
+        encap: Vec::new(),
+        ip_id: optional(obj, "ip_id")?,
+        checksum: optional(obj, "checksum")?,
         frame: obj.getattr("frame")?.extract()?,
         comments,
     })
+}
+
+/// An attribute a segment object may lack (older callers): None then.
+fn optional(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<u16>> {
+    match obj.getattr(name) {
+        Ok(value) => value.extract(),
+        Err(_) => Ok(None),
+    }
 }
 
 fn segments_from(objs: &[Bound<'_, PyAny>]) -> PyResult<Vec<Segment>> {

@@ -7,7 +7,10 @@
 
 use std::io::Read;
 
-use crate::decode::decode_segment;
+use std::collections::BTreeMap;
+
+use crate::decode::{decode_frame, Decoded, Frame, Ports, DEFAULT_PORTS};
+use crate::encap::Skip;
 use crate::grouping::{Finished, Keep, Scanner};
 use crate::reader::CaptureReader;
 
@@ -17,6 +20,10 @@ pub struct Scan<R: Read> {
     ended: bool,
     /// Records read so far, TCP or not.
     pub records: u64,
+    /// Frames that may hold a TCP segment the decoder could not reach, by reason.
+    skipped: BTreeMap<Skip, u64>,
+    /// UDP ports read as VXLAN: IANA's and Linux's, and those the user names.
+    vxlan_ports: Vec<u16>,
 }
 
 impl<R: Read> Scan<R> {
@@ -26,7 +33,23 @@ impl<R: Read> Scan<R> {
             scanner: Scanner::new(linger, keep),
             ended: false,
             records: 0,
+            skipped: BTreeMap::new(),
+            vxlan_ports: DEFAULT_PORTS.vxlan.to_vec(),
         }
+    }
+
+    /// Also read UDP datagrams to these ports as VXLAN.
+    pub fn add_vxlan_ports(&mut self, ports: &[u16]) {
+        self.vxlan_ports.extend_from_slice(ports);
+    }
+
+    /// Frames skipped because a layer was not understood: (why, how many), most first.
+    pub fn skipped(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = (self.skipped.iter())
+            .map(|(why, n)| (why.to_string(), *n))
+            .collect();
+        out.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        out
     }
 
     /// The next connection done with, reading on as needed; None once the input is
@@ -66,16 +89,21 @@ impl<R: Read> Scan<R> {
         };
         self.records += 1;
         self.scanner.record(rec.ts);
-        let comments = rec.comments;
-        if let Some(seg) = decode_segment(
-            rec.linktype,
-            rec.data,
-            rec.orig_len,
-            rec.ts,
-            rec.index,
-            comments,
-        ) {
-            self.scanner.add(seg);
+        let frame = Frame {
+            linktype: rec.linktype,
+            data: rec.data,
+            orig_len: rec.orig_len,
+            ts: rec.ts,
+            index: rec.index,
+        };
+        let ports = Ports {
+            vxlan: &self.vxlan_ports,
+            geneve: DEFAULT_PORTS.geneve,
+        };
+        match decode_frame(&frame, rec.comments, ports) {
+            Decoded::Segment(seg) => self.scanner.add(seg),
+            Decoded::Other => {}
+            Decoded::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
         }
     }
 

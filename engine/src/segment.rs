@@ -74,6 +74,14 @@ pub struct Segment {
     pub mss: Option<u16>,
     /// 802.1Q tags, outermost first (empty: untagged; an empty Vec does not allocate).
     pub vlan: Vec<u16>,
+    /// Tunnels and label stacks it travelled in, outermost first (empty: none).
+    pub encap: Vec<crate::encap::Layer>,
+    /// IPv4 identification field (None for IPv6): a capture's copy of a frame repeats
+    /// it, a retransmission does not.
+    pub ip_id: Option<u16>,
+    /// TCP checksum, when captured: with the numbers, says two frames hold the same
+    /// bytes.
+    pub checksum: Option<u16>,
     /// 1-based record number in the capture.
     pub frame: u64,
     /// pcapng packet comments (opt_comment), as the file holds them (lossy UTF-8).

@@ -64,6 +64,9 @@ pub struct Verdict {
     pub conn_state: &'static str,
     /// Zeek's history.
     pub history: String,
+    /// Only one side's segments are in the capture; the other's were inferred from
+    /// its ACKs (how it closed is then as far as those prove).
+    pub one_direction: bool,
 }
 
 /// The verdict of an observer fed the whole connection (with or without Steps: the
@@ -72,6 +75,9 @@ impl Verdict {
     /// How it closed, in a few words, for a table cell: "FIN", "RST from server",
     /// "FIN, then RST from client", "FIN, FINs crossed", "unanswered SYN".
     pub fn close_text(&self) -> String {
+        if self.one_direction {
+            return "one direction captured".to_string();
+        }
         let mut text = match self.close {
             Close::Rst => format!("RST from {}", self.rst_from.unwrap_or("?")),
             Close::Fin => "FIN".to_string(),
@@ -103,7 +109,14 @@ pub fn classify(obs: &Observer) -> Verdict {
         final_server: s.state,
         conn_state: obs.zeek.conn_state(c.bytes, s.bytes),
         history: obs.zeek.history().to_string(),
+        one_direction: one_direction(obs),
     }
+}
+
+/// One side sent nothing the capture shows, yet segments of its were inferred.
+fn one_direction(obs: &Observer) -> bool {
+    let unseen = |s: &crate::observer::Side| s.packets == 0 && obs.inferred(s.role) > 0;
+    unseen(&obs.client) || unseen(&obs.server)
 }
 
 /// The module's rule table.
@@ -172,6 +185,7 @@ mod tests {
             final_server: Closed,
             conn_state: "SF",
             history: "ShAFaf".into(),
+            one_direction: false,
         };
         assert_eq!(verdict(&four_way()), expected);
     }
@@ -257,6 +271,7 @@ mod tests {
             final_server: Closed,
             conn_state: "REJ",
             history: "Sr".into(),
+            one_direction: false,
         };
         assert_eq!(v, expected);
     }

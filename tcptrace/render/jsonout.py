@@ -29,9 +29,12 @@ def _r(t: float) -> float:
 
 
 def packet_json(view: PacketView) -> dict:
-    out = {"t": _r(view.t), "frame": view.segment.frame if view.segment else None,
+    inferred = "inferred" in view.tags     # in no record of the capture; window unknown
+    out = {"t": _r(view.t),
+           "frame": view.segment.frame if view.segment and not inferred else None,
            "from": view.sender, "flags": view.flags, "seq": view.seq,
-           "ack": view.ack, "len": view.length, "win": view.win, "note": view.note,
+           "ack": view.ack, "len": view.length, "win": None if inferred else view.win,
+           "note": view.note,
            "client_state": view.client_state, "server_state": view.server_state}
     if view.tags:
         out["tags"] = list(view.tags)
@@ -44,7 +47,8 @@ def verdict_json(verdict: Verdict) -> dict:
     return {"close": verdict.close, "first_closer": verdict.first_closer,
             "rst_from": verdict.rst_from, "simultaneous": verdict.simultaneous,
             "time_wait": verdict.time_wait, "final": dict(verdict.final),
-            "conn_state": verdict.conn_state, "history": verdict.history}
+            "conn_state": verdict.conn_state, "history": verdict.history,
+            **({"one_direction": True} if verdict.one_direction else {})}
 
 
 def connection_json(conn: Connection, views: list[PacketView], verdict: Verdict, *,
@@ -58,6 +62,8 @@ def connection_json(conn: Connection, views: list[PacketView], verdict: Verdict,
            "verdict": verdict_json(verdict)}
     if conn.vlan:
         out["vlan"] = list(conn.vlan)
+    if conn.encap:
+        out["encap"] = list(conn.encap)
     if conn.roles_guessed:
         out["roles_guessed"] = conn.roles_guessed
     if observations:

@@ -154,6 +154,8 @@ def _packet_row(t: float, view: PacketView) -> Row:
     for comment in view.comments:
         why.append(f"\n  comment: {shown(comment)}", style="italic")
     frame = str(view.segment.frame) if view.segment and view.segment.frame else ""
+    if "inferred" in view.tags:
+        frame = "-"         # in no record of the capture
     return Row(t, "packet", state_text(view.client_state), state_text(view.server_state),
                why, frame, view)
 
@@ -298,6 +300,9 @@ TAG_MEANINGS = {
     "simultaneous-close": "both FINs crossed on the wire",
     "out-of-window": "outside what the receiver's window allows",
     "after-close": "arrives after that side had closed",
+    "capture-duplicate": "the capture recorded the same frame again (same bytes, µs apart): "
+                         "not a retransmission, it changes nothing",
+    "inferred": "not in the capture: proved by what the other side acknowledges",
 }
 
 
@@ -308,7 +313,8 @@ def legend_lines(rows: list[Row], glyphs: Glyphs = UNICODE) -> list[tuple[str, s
     if "packet" in kinds:
         out.append((f"{g.line}{g.line}{g.right} {g.left}{g.line}{g.line}", "a segment, "
                     "towards its receiver: flags, seq/ack relative to each side's first "
-                    "sequence number, len = payload bytes; frame = its number in the capture"))
+                    "sequence number, len = payload bytes; frame = its number in the capture "
+                    "(- for a segment inferred, not captured)"))
     if "ss" in kinds:
         out.append((f"{g.ss * 2} ss {g.ss * 2}", "both sockets' states as `ss` reported "
                     "them after the step named"))
@@ -353,6 +359,10 @@ def conclusion_lines(verdict: Verdict, observations: Sequence[StateObservation] 
     lines.append(f"How it ended: {kind}{who}" +
                  (f"; RST sent by {verdict.rst_from}" if verdict.rst_from else "") +
                  ("; the FINs crossed (simultaneous close)" if verdict.simultaneous else ""))
+    if verdict.one_direction:
+        lines.append("One direction captured: the other side's segments are inferred from "
+                     "the ACKs of the side seen (rows tagged [inferred]); how it ended is as "
+                     "far as those ACKs prove.")
     if verdict.time_wait:
         timer = ""
         for obs in reversed(observations):

@@ -95,6 +95,11 @@ class Totals:
         # Per FLOW count, a min-heap of the `top` connections with the most:
         # (count, -stream, row); ties keep the earlier stream.
         self.most: dict[str, list[tuple[int, int, tuple]]] = {name: [] for name in FLOW}
+        # What the capture did rather than TCP (issue 14): connections of which one side
+        # is only inferred, frames recorded twice, segments inferred.
+        self.one_direction = 0
+        self.capture_duplicates = 0
+        self.inferred = 0
 
     def add(self, s: ConnectionSummary) -> None:
         v, conn = s.verdict, s.conn
@@ -118,6 +123,9 @@ class Totals:
             self.time_wait[format_endpoint(conn.client_ip, "*"), "client"] += 1
         self._add_hosts(s)
         self._add_flow(s)
+        self.one_direction += v.one_direction
+        self.capture_duplicates += s.client.capture_duplicates + s.server.capture_duplicates
+        self.inferred += s.client.inferred + s.server.inferred
 
     def _add_hosts(self, s: ConnectionSummary) -> None:
         conn = s.conn
@@ -159,6 +167,7 @@ def render_tables(console: Console, path: str, totals: Totals) -> None:
     console.print(f"[bold]{escape(name)}[/]: {totals.connections:,} TCP connection{plural}, "
                   f"{totals.packets:,} segments over {span:,.1f} s")
     console.print(_kinds_table(console, totals))
+    _print_capture_shape(console, totals)
     _print_flow(console, totals)
     if totals.reset_count:
         console.print(_resets_table(console, totals))
@@ -183,6 +192,23 @@ def _kinds_table(console: Console, totals: Totals) -> Table:
             rows.append((label, f"{n:,}", f"{n / totals.connections:.1%}",
                          f"{by['client']:,}", f"{by['server']:,}", f"{by['']:,}"))
     return fitted_table(console, cols, rows, title="How the connections ended")
+
+
+def _print_capture_shape(console: Console, totals: Totals) -> None:
+    """What the capture, not TCP, did: one side missing, frames recorded twice."""
+    parts = []
+    if totals.one_direction:
+        n = totals.one_direction
+        parts.append(f"{n:,} connection{'s' if n != 1 else ''} with one direction captured "
+                     "(how they closed is as far as the other side's ACKs prove)")
+    if totals.inferred:
+        parts.append(f"{totals.inferred:,} segments the capture missed, inferred from "
+                     "the other side's ACKs")
+    if totals.capture_duplicates:
+        parts.append(f"{totals.capture_duplicates:,} capture duplicates (frames recorded "
+                     "twice: not retransmissions)")
+    if parts:
+        console.print("Capture: " + "; ".join(parts) + ".", markup=False)
 
 
 def _print_flow(console: Console, totals: Totals) -> None:

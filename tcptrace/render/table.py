@@ -27,9 +27,10 @@ from tcptrace.render.ladder import (
 from tcptrace.replay import Listing
 from tcptrace.untrusted import shown
 
-HEADER = ("stream", "client", "server", "vlan", "segs", "how it closed", "first closer",
-          "client final", "server final", "conn_state")
+HEADER = ("stream", "client", "server", "vlan", "tunnel", "segs", "how it closed",
+          "first closer", "client final", "server final", "conn_state")
 VLAN = HEADER.index("vlan")
+TUNNEL = HEADER.index("tunnel")     # tunnels and MPLS labels (engine: encap.rs)
 RIGHT = ("stream", "segs")
 # When the table is wider than the console, whole columns are left out, these first
 # (one group at a time): Zeek's code (also in `summary`), then both final states,
@@ -55,12 +56,12 @@ ZEEK_STATES = {
 
 
 def _row_cells(listing: Listing) -> tuple[tuple[str, ...], list[list[str]]]:
-    """Header and rows as strings (the engine's cells), the VLAN column only when some
-    connection has a tag."""
+    """Header and rows as strings (the engine's cells), the VLAN and tunnel columns
+    only when some connection has a tag or a tunnel."""
     rows = [row.cells for row in listing.rows]
-    if any(cells[VLAN] != "-" for cells in rows):
-        return HEADER, rows
-    return HEADER[:VLAN] + HEADER[VLAN + 1:], [c[:VLAN] + c[VLAN + 1:] for c in rows]
+    shown = [i for i in range(len(HEADER))
+             if i not in (VLAN, TUNNEL) or any(cells[i] != "-" for cells in rows)]
+    return tuple(HEADER[i] for i in shown), [[c[i] for i in shown] for c in rows]
 
 
 def _span(widths: dict[str, int]) -> int:
@@ -108,11 +109,12 @@ def connections_table(listing: Listing, width: int = 1000,
                          no_wrap=name != "how it closed", overflow="fold")
     index = {name: header.index(name) for name in names}
     for cells in rows:
-        styled = [state_text(cells[i]) if n.endswith(" final") else cells[i]
+        # Text, never markup: "[fd00::1]:80" would read as a rich style tag.
+        styled = [state_text(cells[i]) if n.endswith(" final") else Text(cells[i])
                   for n, i in index.items()]
         if stacked:
             client = names.index("client")
-            styled[client] = f"{cells[index['client']]}\n{cells[header.index('server')]}"
+            styled[client] = Text(f"{cells[index['client']]}\n{cells[header.index('server')]}")
         table.add_row(*styled)
     return table, dropped, _span(widths)
 
@@ -144,7 +146,7 @@ def write_plain_table(out, listing: Listing, width: int = 1000) -> tuple[list[st
     string (a hundred thousand rows in Python cost more than reading the capture),
     then fitted to `width`. Returns the columns left out and the width for all."""
     right = [HEADER.index(name) for name in RIGHT]
-    text = plain_table([row.raw for row in listing.rows], HEADER, right, [VLAN])
+    text = plain_table([row.raw for row in listing.rows], HEADER, right, [VLAN, TUNNEL])
     shown = [name for name in HEADER if name in text[:text.find("\n")]]
     fitted, dropped, full = _fit_plain(text, shown, width)
     out.write(fitted)
@@ -190,6 +192,8 @@ def replay_header(path: str, index: int, count: int, conn: Connection,
                            where),
              Text(f"client {conn.client}  {glyphs.to}  server {conn.server}"
                   + (f"   VLAN {'.'.join(map(str, conn.vlan))}" if conn.vlan else ""))]
+    if conn.encap:
+        lines.append(Text(f"in {' / '.join(conn.encap)}"))
     if conn.roles_guessed:
         lines.append(text_for(glyphs, f"Roles guessed ({conn.roles_guessed})", "yellow"))
     lines.append(Text("States inferred from the segments, as seen from a capture point "

@@ -277,6 +277,9 @@ fn run_recipe(u: &mut Unstructured) -> Result<()> {
             wscale,
             mss,
             vlan,
+            encap: Vec::new(),
+            ip_id: None,
+            checksum: None,
             frame,
             comments,
         };
