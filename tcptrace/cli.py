@@ -272,6 +272,62 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
 
 @cli.command()
 @output_options
+@click.argument("file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON Lines: one finding per line (tcptrace/1), then refused and "
+                   "unanswered attempts per server port.")
+@click.option("--idle", type=click.FloatRange(0), default=1.0, show_default=True,
+              metavar="SECONDS", help="Quiet time before a FIN that makes a FIN, data, "
+                                      "RST a keep-alive race (else a write after close).")
+@click.option("--close-wait", type=click.FloatRange(0), default=5.0, show_default=True,
+              metavar="SECONDS", help="CLOSE-WAIT held this long, to the end of the "
+                                      "capture, is a leak.")
+@click.option("--zero-window", type=click.FloatRange(0), default=1.0, show_default=True,
+              metavar="SECONDS", help="A zero window held this long while the peer "
+                                      "probes is a stall.")
+@click.option("--top", type=click.IntRange(1, 1000), default=3, show_default=True,
+              metavar="N", help="Worst examples shown per kind.")
+def diagnose(file: str, as_json: bool, idle: float, close_wait: float, zero_window: float,
+             top: int) -> None:
+    """Name the close pathologies in a pcap/pcapng FILE, with the frames that prove them.
+
+    Keep-alive races, writes after the peer closed, aborts with unread data, CLOSE-WAIT
+    leaks, FINs never acknowledged, zero-window stalls, refused and unanswered SYNs,
+    TIME-WAIT assassination and 4-tuple reuse: grouped by kind with counts, what each
+    usually means and what to change, and the command to look closer. FILE may be -.
+    """
+    from tcptrace import diagnose as dg
+
+    if any(x != x for x in (idle, close_wait, zero_window)):
+        raise TcptraceError("thresholds take a number of seconds")
+    rules = dg.Rules(idle, close_wait, zero_window)
+    each = None
+    if as_json:
+        def each(f: dg.Finding) -> None:
+            sys.stdout.write(json.dumps(dg.json_record(f)) + "\n")
+    progress = None
+    if sys.stderr.isatty() and not (as_json and sys.stdout.isatty()):
+        from tcptrace.render.console import make_console
+        from tcptrace.render.progress import ReadProgress
+
+        progress = ReadProgress(make_console(stderr=True), "diagnosing")
+    from contextlib import nullcontext
+
+    with progress or nullcontext():
+        result = dg.diagnose(file, rules, top, progress, each)
+    if as_json:
+        for p in result.ports:
+            sys.stdout.write(json.dumps(dg.port_record(p)) + "\n")
+    else:
+        from tcptrace.render.console import make_console
+        from tcptrace.render.diagnose import render_diagnosis
+
+        render_diagnosis(make_console(), result)
+    _warn(result.warnings)
+
+
+@cli.command()
+@output_options
 @click.option("--json", "as_json", is_flag=True, help="Print the claims as tcptrace/1 JSON.")
 def claims(as_json: bool) -> None:
     """Check common interview claims about closing sockets against this machine's wire."""

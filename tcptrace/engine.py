@@ -157,13 +157,14 @@ class Scan:
     once), a stream number (that connection's segments and steps), or "all"."""
 
     def __init__(self, path: str | os.PathLike[str], linger: float = LINGER,
-                 keep: int | Literal["all"] | None = None, progress: Progress | None = None):
+                 keep: int | Literal["all"] | None = None, progress: Progress | None = None,
+                 rules: _engine.RulesTuple | None = None):
         self.path = os.fspath(path)
         self.size = _size(self.path)
         self.progress = progress
         keep_arg = -1 if keep == "all" else keep
         try:
-            self._scan = _engine.Scan(self.path, linger, keep_arg)
+            self._scan = _engine.Scan(self.path, linger, keep_arg, rules)
         except _engine.CaptureError as e:
             raise TcptraceError(str(e)) from None
 
@@ -202,6 +203,11 @@ class Scan:
     @property
     def warnings(self) -> list[str]:
         return self._scan.warnings
+
+    def tally(self) -> tuple[list[tuple[str, int]], list[_engine.PortTuple]]:
+        """The findings so far: (kind, count) in report order, and refused and
+        unanswered attempts per server port (`diagnose.rs` `Tally`)."""
+        return self._scan.tally()
 
     @property
     def connections(self) -> int:
@@ -285,3 +291,18 @@ def plain_table(raws: Sequence[_engine.Connection], header: Sequence[str], right
     """The connections table of the engine's records (`Scan.raw()`) as aligned plain
     text, laid out by the engine (see python.rs `plain_table`)."""
     return _engine.plain_table(list(raws), list(header), list(right), list(optional))
+
+
+def findings_of(raw: _engine.Connection) -> list[_engine.FindingTuple]:
+    """What the engine's rules found in a connection done with (`diagnose.rs`)."""
+    return raw.findings()
+
+
+def diagnose_segments(conn: Connection, rules: _engine.RulesTuple | None = None
+                      ) -> list[_engine.FindingTuple]:
+    """What the engine's rules find in one connection already decoded (a live run)."""
+    try:
+        return _engine.diagnose_segments(conn.segments, conn.client_ip, conn.client_port,
+                                         rules)
+    except _engine.CaptureError as e:
+        raise TcptraceError(str(e)) from None

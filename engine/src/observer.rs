@@ -91,6 +91,7 @@
 //! wraps (`wrapping_*`) so no input can make it panic, though only a stream of more than
 //! 2^30 segments could reach the edge of an `i64`.
 
+use crate::diagnose::{Clues, Mark, Seen};
 use crate::segment::{Segment, ACK, FIN, RST, SYN};
 use crate::zeek::ZeekTracker;
 
@@ -471,6 +472,8 @@ pub struct Observer {
     /// A SYN+ACK was acknowledged.
     pub handshake: bool,
     pub zeek: ZeekTracker,
+    /// What `diagnose`'s rules need, gathered as the segments pass.
+    pub clues: Clues,
     steps: Vec<Step>,
     /// Steps since a SYN whose receiver has not answered: from this index on.
     syn_from: Option<usize>,
@@ -501,6 +504,7 @@ impl Observer {
             rst_ended: false,
             handshake: false,
             zeek: ZeekTracker::new(),
+            clues: Clues::default(),
             steps: Vec::new(),
             syn_from: None,
             syn_side: None,
@@ -554,6 +558,7 @@ impl Observer {
         if first {
             self.begin(s, r, seg.flags);
         }
+        let before = (s.state, r.state);
         self.packets += 1;
         s.packets += 1;
         let mut tags = if first && self.assumed {
@@ -595,6 +600,21 @@ impl Observer {
         if annotate {
             self.record(s, r, seg, &pos, tags, acked, delay);
         }
+        self.clues.note(&Seen {
+            sender: s.role,
+            flags: seg.flags,
+            length: seg.length,
+            win: seg.win,
+            tags,
+            at: Mark {
+                t: seg.t,
+                frame: seg.frame,
+            },
+            sender_before: before.0,
+            receiver_before: before.1,
+            sender_after: s.state,
+            receiver_after: r.state,
+        });
     }
 
     /// Tags only the ladder needs, from the windows before this segment's own: a

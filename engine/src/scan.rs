@@ -8,6 +8,7 @@
 use std::io::Read;
 
 use crate::decode::decode_segment;
+use crate::diagnose::{Rules, Tally};
 use crate::grouping::{Finished, Keep, Scanner};
 use crate::reader::CaptureReader;
 
@@ -17,6 +18,8 @@ pub struct Scan<R: Read> {
     ended: bool,
     /// Records read so far, TCP or not.
     pub records: u64,
+    /// The findings of every connection handed over so far.
+    pub tally: Tally,
 }
 
 impl<R: Read> Scan<R> {
@@ -26,6 +29,7 @@ impl<R: Read> Scan<R> {
             scanner: Scanner::new(linger, keep),
             ended: false,
             records: 0,
+            tally: Tally::default(),
         }
     }
 
@@ -42,6 +46,10 @@ impl<R: Read> Scan<R> {
     pub fn next_finished_within(&mut self, budget: &mut u64) -> Option<Finished> {
         loop {
             if let Some(done) = self.scanner.pop() {
+                if !done.findings.is_empty() {
+                    self.tally
+                        .add(done.stream, done.client, done.server, &done.findings);
+                }
                 return Some(done);
             }
             if self.ended || *budget == 0 {
@@ -77,6 +85,11 @@ impl<R: Read> Scan<R> {
         ) {
             self.scanner.add(seg);
         }
+    }
+
+    /// `diagnose`'s thresholds, before the first connection is handed over.
+    pub fn set_rules(&mut self, rules: Rules) {
+        self.scanner.set_rules(rules);
     }
 
     pub fn warnings(&self) -> &[String] {
