@@ -14,6 +14,7 @@ from tcptrace import __version__
 from tcptrace.errors import TcptraceError
 
 CLOSE_MODES = ("end", "close", "destroy", "reset", "unread", "half-close", "simultaneous")
+CLOSE_MODES += ("keepalive-race",)
 
 
 def _emit_json(doc: dict) -> None:
@@ -100,11 +101,16 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
     if as_json:
         _emit_json(close_json(run))
         return
+    from tcptrace.diagnose import live_findings, marked
     from tcptrace.render.console import make_console
+    from tcptrace.render.diagnose import print_findings
     from tcptrace.render.ladder import render_close
 
+    found = live_findings(run.connection)
+    run.views = marked(run.views, found)
     console = make_console()
     render_close(console, run, legend=not no_legend)
+    print_findings(console, found, save)
     if save:
         console.print(f"Capture saved to {save}", markup=False)
 
@@ -178,8 +184,14 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
                 views = close_part(views)[0] if only_close else views
                 stepper.play(console, conn, views, verdict, speed)
             else:
-                render_replay(make_console(), file, index, count, conn, views, verdict,
-                              legend=not no_legend, only_close=only_close)
+                from tcptrace.diagnose import findings_of, marked
+                from tcptrace.render.diagnose import print_findings
+
+                found = findings_of(kept.raw)
+                console = make_console()
+                render_replay(console, file, index, count, conn, marked(views, found),
+                              verdict, legend=not no_legend, only_close=only_close)
+                print_findings(console, found, file)
     _warn(warnings)
 
 
@@ -261,6 +273,7 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int) -> 
             totals = Totals(top)
             for s in run:
                 totals.add(s)
+            totals.findings = dict(run.tally()[0])
     run.require_connections()
     if not machine:
         from tcptrace.render.console import make_console

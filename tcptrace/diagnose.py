@@ -11,10 +11,11 @@ from __future__ import annotations
 import heapq
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tcptrace import engine
 from tcptrace.engine import Progress, Scan
+from tcptrace.model import Connection, PacketView, format_endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,10 @@ KINDS: dict[str, KindText] = {
     "keep-alive-race": KindText(
         "keep-alive race (idle close)",
         "A closed a connection that had been idle; B, not yet aware, sent a request on "
-        "it; A's kernel answered with RST. B's request is lost and B sees ECONNRESET "
-        "(or EPIPE): consistent with B's idle timeout being longer than A's.",
+        "it; A's kernel answered with RST. B's request is lost: B reads EOF instead of "
+        "a response (HTTP clients report a reset; Node: ECONNRESET, socket hang up) and "
+        "its next write fails (EPIPE on Linux, ECONNRESET where the FIN was not yet "
+        "read): consistent with B's idle timeout being longer than A's.",
         "make B's idle timeout shorter than A's (client pool < server keep-alive), or "
         "retry idempotent requests that fail on a reused connection"),
     "write-after-close": KindText(
@@ -170,8 +173,6 @@ def findings_of(raw) -> list[Finding]:
     if not tuples:
         return []
     _, (cip, cport), (sip, sport), *_ = raw.fields()
-    from tcptrace.model import format_endpoint
-
     client, server = format_endpoint(cip, cport), format_endpoint(sip, sport)
     return [Finding(kind, raw.stream, client, server, side, tuple(frames), t, seconds,
                     count, tuple(pattern), other)
@@ -180,8 +181,6 @@ def findings_of(raw) -> list[Finding]:
 
 def port_tally(t) -> PortTally:
     kind, (ip, port), connections, syns, clients, first, last, streams = t
-    from tcptrace.model import format_endpoint
-
     return PortTally(kind, format_endpoint(ip, port), connections, syns, clients, first,
                      last, tuple(streams))
 
@@ -272,3 +271,28 @@ def describe(f: Finding) -> str:
             return (f"a new SYN (frame {fr[-1]}, stream {f.other_stream}) reused the "
                     f"4-tuple {f.seconds:.3g} s after {a} entered TIME-WAIT (frame {fr[0]})")
     return f"{f.kind}: frames {_frames(fr)}"
+
+
+FINDING_TAG = "finding:"
+
+
+def marked(views: list[PacketView], found: list[Finding]) -> list[PacketView]:
+    """The ladder's rows with `finding:KIND` added to the tags of each segment that
+    proves a finding (copies: the views themselves are left as they were)."""
+    kinds_at: dict[int, list[str]] = {}
+    for f in found:
+        for frame in f.frames:
+            kinds_at.setdefault(frame, []).append(FINDING_TAG + f.kind)
+    out = []
+    for v in views:
+        extra = kinds_at.get(v.segment.frame, []) if v.segment else []
+        out.append(replace(v, tags=[*v.tags, *extra]) if extra else v)
+    return out
+
+
+def live_findings(conn: Connection, stream: int = 0) -> list[Finding]:
+    """What the rules find in a live connection (the capture ends at its last segment)."""
+    return [Finding(kind, stream, conn.client, conn.server, side, tuple(frames), t, seconds,
+                    count, tuple(pattern), other)
+            for kind, side, frames, t, seconds, count, pattern, other
+            in engine.diagnose_segments(conn)]

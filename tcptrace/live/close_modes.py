@@ -294,3 +294,12 @@ MODES = {m.name: m for m in (
 
 # Modes where "who closes" has no meaning: both sides close at once.
 SYMMETRIC = {"simultaneous"}
+
+# The idle-close race lives in its own module (it imports this one).
+from tcptrace.live.keepalive_race import run_keepalive_race  # noqa: E402
+
+MODES["keepalive-race"] = Mode(
+    "keepalive-race", "the peer writes a request on an idle keep-alive connection the "
+    "closer has just closed: the closer's kernel answers with RST (ECONNRESET)",
+    "socket.write() on a pooled socket whose server closed it (an http.Agent after "
+    "its keepAliveTimeout)", run_keepalive_race)

@@ -81,3 +81,17 @@ def _ports_table(console: Console, ports: list[PortTally], path: str):
              f"{p.last - p.first:.3g} s", ", ".join(map(str, p.streams)))
             for p in ports]
     return fitted_table(console, cols, rows, title="  per server port")
+
+
+def print_findings(console: Console, found: list[Finding], path: str | None) -> None:
+    """Under a ladder: each finding of this connection in one sentence; the segments
+    that prove it carry its `finding:` tag."""
+    from tcptrace.render.ladder import glyphs_for, print_wrapped
+
+    g = glyphs_for(console)
+    for f in found:
+        print_wrapped(console, f"Finding: {KINDS[f.kind].title}: {describe(f)}", g,
+                      f"{g.bullet} ")
+    if found and path is not None:
+        print_wrapped(console, f"(what it usually means and what to change: tcptrace "
+                      f"diagnose {shlex.quote(shown(path))})", g, "  ", style="dim")

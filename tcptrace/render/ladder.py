@@ -377,7 +377,18 @@ def legend_lines(rows: list[Row], glyphs: Glyphs = UNICODE) -> list[tuple[str, s
                     "application made, or an event it was told of"))
     tags = [t for t in TAG_MEANINGS if any(r.view and t in r.view.tags for r in rows)]
     out += [(f"[{tag}]", TAG_MEANINGS[tag]) for tag in tags]
+    out += finding_legend(rows)
     return out
+
+
+def finding_legend(rows: list[Row]) -> list[tuple[str, str]]:
+    """The `finding:KIND` tags `tcptrace diagnose` puts on the segments that prove it."""
+    from tcptrace.diagnose import FINDING_TAG, KINDS
+
+    seen = dict.fromkeys(t for r in rows if r.view for t in r.view.tags
+                         if t.startswith(FINDING_TAG))
+    return [(f"[{t}]", f"proves the finding '{KINDS[t[len(FINDING_TAG):]].title}' "
+             "(tcptrace diagnose)") for t in seen]
 
 
 def print_wrapped(console: Console, text: str, glyphs: Glyphs, first: str = "",
