@@ -14,7 +14,8 @@ from tcptrace import __version__
 from tcptrace.errors import TcptraceError
 
 CLOSE_MODES = ("end", "close", "destroy", "reset", "unread", "half-close", "simultaneous")
-CLOSE_MODES += ("keepalive-race",)
+# Added on its own line so branches adding modes merge cleanly.
+CLOSE_MODES += ("keepalive-race",)  # type: ignore[assignment]
 
 
 def _emit_json(doc: dict) -> None:
