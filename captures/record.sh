@@ -26,3 +26,6 @@ record close-destroy-node           --mode destroy --runtime node
 record close-unread-node            --mode unread --runtime node
 record close-end-pending-200000     --mode end --pending 200000
 record close-destroy-pending-200000 --mode destroy --pending 200000
+record close-keepalive-race-by-server --mode keepalive-race --closer server
+# One capture per `tcptrace diagnose` finding (scripted; some in a network namespace).
+.venv/bin/python captures/record_findings.py
