@@ -1,6 +1,7 @@
 """Record one commented pcapng per `tcptrace diagnose` finding that this machine can
-produce for real: loopback sockets, and for lost segments a network namespace of the
-run's own with an nftables rule in it (the kernel here has nf_tables but no netem).
+produce for real, into captures/findings/: loopback sockets, and for lost segments a
+network namespace of the run's own with an nftables rule in it (the kernel here has
+nf_tables but no netem).
 
     sudo .venv/bin/python captures/record_findings.py [NAME ...]   (captures/record.sh)
 
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from tcptrace.annotate import relative_views
@@ -28,6 +29,7 @@ from tcptrace.live.capture import LoopbackCapture
 from tcptrace.pcapwrite import write_capture
 
 HERE = Path(__file__).resolve().parent
+OUT = HERE / "findings"
 SERVER, CLIENT = "127.0.0.1", "127.0.0.2"
 REQUEST = b"GET / HTTP/1.1\r\nHost: tcptrace\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -71,16 +73,13 @@ def save(name: str, frames: list, how: str) -> None:
                 notes.setdefault(v.segment.frame, []).append(v.note)
     comments = [notes.get(i, []) for i in range(1, len(frames) + 1)]
     comments[0].insert(0, f"Recorded by captures/record_findings.py: {how}")
-    path = HERE / f"{name}.pcapng"
+    path = OUT / f"{name}.pcapng"
     write_capture(path, frames, comments)
     print(f"{path.relative_to(HERE.parent)}: {len(frames)} frames")
 
 
-@contextlib.contextmanager
-def capture(*ports: int) -> Iterator[LoopbackCapture]:
-    with LoopbackCapture(ports=set(ports)) as cap:
-        yield cap
-    time.sleep(0)
+def capture(*ports: int) -> LoopbackCapture:
+    return LoopbackCapture(ports=set(ports))
 
 
 def write_after_close() -> None:

@@ -18,6 +18,7 @@ NAME = re.compile(r"close-(?P<mode>[a-z-]+?)(?P<server>-by-server)?(?P<node>-nod
 FILES = sorted(p.name for p in PROJECT_CAPTURES.glob("*.pcap*"))
 FIN_MODES = {"end", "close", "half-close"}
 RST_MODES = {"reset", "unread"}
+RST_MODES |= {"keepalive-race"}     # the closer's FIN, the peer's request, its RST
 
 
 def expected(m: re.Match) -> dict:
