@@ -157,27 +157,38 @@ impl Mark {
     }
 }
 
-/// SYN or FIN copies of one side: how many, the first few.
+/// SYN or FIN copies of one side: how many, the first few kept.
 const COPIES: usize = 6;
 
+/// The first copy inline, the rest boxed: most connections send one SYN and one FIN a
+/// side, and thousands of connections are in flight at once.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Copies {
     n: u64,
-    marks: [Mark; COPIES],
+    first: Mark,
+    more: Option<Box<[Mark; COPIES - 1]>>,
 }
 
 impl Copies {
     fn push(&mut self, m: Mark) {
-        if (self.n as usize) < COPIES {
-            self.marks[self.n as usize] = m;
+        let n = self.n as usize;
+        if n == 0 {
+            self.first = m;
+        } else if n < COPIES {
+            self.more.get_or_insert_with(Default::default)[n - 1] = m;
         }
         self.n += 1;
     }
-    fn kept(&self) -> &[Mark] {
-        &self.marks[..(self.n as usize).min(COPIES)]
+    fn kept(&self) -> Vec<Mark> {
+        let more = self.more.as_deref().map_or(&[][..], |m| &m[..]);
+        let extra = (self.n as usize).clamp(1, COPIES) - 1;
+        std::iter::once(self.first)
+            .chain(more.iter().take(extra).copied())
+            .take(self.n as usize)
+            .collect()
     }
     fn first(&self) -> Mark {
-        self.marks[0]
+        self.first
     }
 }
 
@@ -224,15 +235,16 @@ pub struct Clues {
     closer: Option<(usize, Mark, f64)>,
     data_after_fin: Mark,
     rst_after_data: Mark,
-    /// (side, the peer's data, the side's answer to it, its RST).
-    abort: Option<(usize, Mark, Mark, Mark)>,
-    stall: [Option<Stall>; 2],
-    worst_stall: [Option<Stall>; 2],
+    /// (side, the peer's data, the side's answer to it, its RST). The rare facts are
+    /// boxed, to keep the connections in flight small.
+    abort: Option<Box<(usize, Mark, Mark, Mark)>>,
+    stall: [Option<Box<Stall>>; 2],
+    worst_stall: [Option<Box<Stall>>; 2],
     time_wait_since: [Mark; 2],
     /// (side, when it entered TIME-WAIT, the RST).
-    assassinated: Option<(usize, Mark, Mark)>,
+    assassinated: Option<Box<(usize, Mark, Mark)>>,
     /// The SYN that reused the 4-tuple, and the connection it started.
-    reused: Option<(Mark, u64)>,
+    reused: Option<Box<(Mark, u64)>>,
 }
 
 fn index(role: Role) -> usize {
@@ -321,13 +333,13 @@ impl Clues {
             } else {
                 Mark::default()
             };
-            self.abort = Some((me, self.last_data[peer], answer, m));
+            self.abort = Some(Box::new((me, self.last_data[peer], answer, m)));
         }
         if s.receiver_before == State::TimeWait
             && s.receiver_after == State::Closed
             && self.assassinated.is_none()
         {
-            self.assassinated = Some((peer, self.time_wait_since[peer], m));
+            self.assassinated = Some(Box::new((peer, self.time_wait_since[peer], m)));
         }
     }
 
@@ -344,10 +356,10 @@ impl Clues {
         }
         if s.tags & ZERO_WINDOW != 0 {
             if self.stall[me].is_none() {
-                self.stall[me] = Some(Stall {
+                self.stall[me] = Some(Box::new(Stall {
                     start: s.at,
                     ..Stall::default()
-                });
+                }));
             }
         } else if s.flags & RST == 0 && s.win != 0 {
             self.end_stall(me, s.at, s.at.t);
@@ -361,7 +373,7 @@ impl Clues {
         };
         stall.end = end;
         stall.seconds = t - stall.start.t;
-        let worse = self.worst_stall[side].is_none_or(|w| stall.seconds > w.seconds);
+        let worse = (self.worst_stall[side].as_deref()).is_none_or(|w| stall.seconds > w.seconds);
         if stall.probes > 0 && worse {
             self.worst_stall[side] = Some(stall);
         }
@@ -370,15 +382,14 @@ impl Clues {
     /// A SYN at `at` reuses this connection's 4-tuple, starting connection `stream`.
     pub fn reused(&mut self, at: Mark, stream: u64) {
         if self.reused.is_none() {
-            self.reused = Some((at, stream));
+            self.reused = Some(Box::new((at, stream)));
         }
     }
 }
 
 /// Every finding of a connection done with: its clues, its verdict, its last segment's
 /// time, and the end of the capture so far (`now`).
-pub fn findings(clues: &Clues, v: &Verdict, last: f64, now: f64, rules: &Rules) -> Vec<Finding> {
-    let mut clues = clues.clone();
+pub fn findings(mut clues: Clues, v: &Verdict, last: f64, now: f64, rules: &Rules) -> Vec<Finding> {
     for side in 0..2 {
         clues.end_stall(side, Mark::default(), last); // never reopened
     }
@@ -413,7 +424,7 @@ fn race(c: &Clues, rules: &Rules) -> Option<Finding> {
 }
 
 fn abort_with_unread_data(c: &Clues) -> Option<Finding> {
-    let (a, data, answer, rst) = c.abort?;
+    let (a, data, answer, rst) = *c.abort.as_deref()?;
     let mut f = Finding::new(Kind::AbortWithUnreadData, role(a), &[data, answer, rst]);
     f.seconds = rst.t - data.t;
     Some(f)
@@ -453,9 +464,10 @@ fn unacked_fin(c: &Clues, v: &Verdict) -> Vec<Finding> {
         if fins.n < 2 || c.fin_acked[side].seen() || !waiting {
             continue;
         }
-        let mut f = Finding::new(Kind::UnackedFin, role(side), fins.kept());
+        let kept = fins.kept();
+        let mut f = Finding::new(Kind::UnackedFin, role(side), &kept);
         f.count = fins.n;
-        f.seconds = fins.kept().last().map_or(0.0, |m| m.t) - fins.first().t;
+        f.seconds = kept.last().map_or(0.0, |m| m.t) - fins.first().t;
         out.push(f);
     }
     out
@@ -479,12 +491,13 @@ fn zero_window_stalls(c: &Clues, rules: &Rules) -> Vec<Finding> {
 
 /// The client's SYNs as a finding of `kind`: every copy kept, and the retry pattern.
 fn syn_attempts(c: &Clues, kind: Kind, side: Role, extra: Mark) -> Finding {
-    let mut marks = c.syns.kept().to_vec();
+    let kept = c.syns.kept();
+    let mut marks = kept.clone();
     marks.push(extra);
     let mut f = Finding::new(kind, side, &marks);
     let first = c.syns.first().t;
     f.count = c.syns.n;
-    f.pattern = c.syns.kept().iter().map(|m| m.t - first).collect();
+    f.pattern = kept.iter().map(|m| m.t - first).collect();
     f.seconds = f.pattern.last().copied().unwrap_or(0.0);
     f
 }
@@ -500,14 +513,14 @@ fn unanswered_syn(c: &Clues, v: &Verdict) -> Option<Finding> {
 }
 
 fn time_wait_assassination(c: &Clues) -> Option<Finding> {
-    let (side, since, rst) = c.assassinated?;
+    let (side, since, rst) = *c.assassinated.as_deref()?;
     let mut f = Finding::new(Kind::TimeWaitAssassination, role(side), &[since, rst]);
     f.seconds = if since.seen() { rst.t - since.t } else { 0.0 };
     Some(f)
 }
 
 fn time_wait_reuse(c: &Clues) -> Option<Finding> {
-    let (syn, stream) = c.reused?;
+    let (syn, stream) = *c.reused.as_deref()?;
     let side = (0..2).find(|&i| c.time_wait_since[i].seen() && !c.assassinated_side(i))?;
     let since = c.time_wait_since[side];
     let mut f = Finding::new(Kind::TimeWaitReuse, role(side), &[since, syn]);
@@ -518,7 +531,9 @@ fn time_wait_reuse(c: &Clues) -> Option<Finding> {
 
 impl Clues {
     fn assassinated_side(&self, side: usize) -> bool {
-        self.assassinated.is_some_and(|(s, _, _)| s == side)
+        self.assassinated
+            .as_deref()
+            .is_some_and(|(s, _, _)| *s == side)
     }
 }
 
@@ -605,7 +620,13 @@ mod tests {
         }
         let obs = run(&segments, false);
         let last = segments.last().map_or(0.0, |s| s.seg.t);
-        findings(&obs.clues, &classify(&obs), last, now, &Rules::default())
+        findings(
+            obs.clues.clone(),
+            &classify(&obs),
+            last,
+            now,
+            &Rules::default(),
+        )
     }
 
     fn kinds(found: &[Finding]) -> Vec<(Kind, Role, Vec<u64>)> {

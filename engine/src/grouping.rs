@@ -650,8 +650,10 @@ fn finish(conn: Conn, rules: &Rules, now: f64) -> Finished {
             initial,
         }
     });
+    let mut obs = obs;
     let verdict = classify(&obs);
-    let found = findings(&obs.clues, &verdict, conn.last, now.max(conn.last), rules);
+    let clues = std::mem::take(&mut obs.clues);
+    let found = findings(clues, &verdict, conn.last, now.max(conn.last), rules);
     Finished {
         stream: conn.stream,
         client,
@@ -687,7 +689,7 @@ pub fn analyse_with_findings(
     }
     let verdict = classify(&observer);
     let last = segments.last().map_or(0.0, |s| s.t);
-    let found = findings(&observer.clues, &verdict, last, last, rules);
+    let found = findings(observer.clues.clone(), &verdict, last, last, rules);
     let initial = observer.initial;
     let steps = observer.into_steps();
     (
