@@ -104,14 +104,13 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
         return
     from tcptrace.diagnose import live_findings, marked
     from tcptrace.render.console import make_console
-    from tcptrace.render.diagnose import print_findings
+    from tcptrace.render.diagnose import finding_sentences
     from tcptrace.render.ladder import render_close
 
     found = live_findings(run.connection)
     run.views = marked(run.views, found)
     console = make_console()
-    render_close(console, run, legend=not no_legend)
-    print_findings(console, found, save)
+    render_close(console, run, legend=not no_legend, findings=finding_sentences(found, save))
     if save:
         console.print(f"Capture saved to {save}", markup=False)
 
@@ -186,13 +185,12 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
                 stepper.play(console, conn, views, verdict, speed)
             else:
                 from tcptrace.diagnose import findings_of, marked
-                from tcptrace.render.diagnose import print_findings
+                from tcptrace.render.diagnose import finding_sentences
 
                 found = findings_of(kept.raw)
-                console = make_console()
-                render_replay(console, file, index, count, conn, marked(views, found),
-                              verdict, legend=not no_legend, only_close=only_close)
-                print_findings(console, found, file)
+                render_replay(make_console(), file, index, count, conn,
+                              marked(views, found), verdict, legend=not no_legend,
+                              only_close=only_close, findings=finding_sentences(found, file))
     _warn(warnings)
 
 

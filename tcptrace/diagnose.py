@@ -43,8 +43,9 @@ KINDS: dict[str, KindText] = {
         "A closed a connection that had been idle; B, not yet aware, sent a request on "
         "it; A's kernel answered with RST. B's request is lost: B reads EOF instead of "
         "a response (HTTP clients report a reset; Node: ECONNRESET, socket hang up) and "
-        "its next write fails (EPIPE on Linux, ECONNRESET where the FIN was not yet "
-        "read): consistent with B's idle timeout being longer than A's.",
+        "its next write fails (on Linux EPIPE when B's kernel had the FIN, as on "
+        "loopback; ECONNRESET when the RST overtakes a lost FIN): consistent with B's "
+        "idle timeout being longer than A's.",
         "make B's idle timeout shorter than A's (client pool < server keep-alive), or "
         "retry idempotent requests that fail on a reused connection"),
     "write-after-close": KindText(

@@ -67,7 +67,7 @@ def _example(f: Finding, path: str, ascii: bool):
     from rich.text import Text
 
     line = Text(f"stream {f.stream} ", style="bold")
-    line.append(plain(f"({f.client} → {f.server}): ", ascii))
+    line.append(plain(f"({f.client} → {f.server}; A = {f.side}): ", ascii))
     line.append(plain(describe(f), ascii))
     line.append(plain(f"\n→ {replay_command(path, f.stream)}", ascii), style="cyan")
     return line
@@ -83,15 +83,11 @@ def _ports_table(console: Console, ports: list[PortTally], path: str):
     return fitted_table(console, cols, rows, title="  per server port")
 
 
-def print_findings(console: Console, found: list[Finding], path: str | None) -> None:
-    """Under a ladder: each finding of this connection in one sentence; the segments
-    that prove it carry its `finding:` tag."""
-    from tcptrace.render.ladder import glyphs_for, print_wrapped
-
-    g = glyphs_for(console)
-    for f in found:
-        print_wrapped(console, f"Finding: {KINDS[f.kind].title}: {describe(f)}", g,
-                      f"{g.bullet} ")
+def finding_sentences(found: list[Finding], path: str | None) -> list[str]:
+    """Under a ladder: each finding of this connection in one sentence (the segments
+    that prove it carry its `finding:` tag), and where to read more."""
+    lines = [f"Finding: {KINDS[f.kind].title}: {describe(f)}" for f in found]
     if found and path is not None:
-        print_wrapped(console, f"(what it usually means and what to change: tcptrace "
-                      f"diagnose {shlex.quote(shown(path))})", g, "  ", style="dim")
+        lines.append(f"What it usually means and what to change: tcptrace diagnose "
+                     f"{shlex.quote(shown(path))}")
+    return lines

@@ -452,10 +452,11 @@ def render_connection(console: Console, conn: Connection, views: list[PacketView
                       events: Sequence[AppEvent] = (), counts: dict | None = None,
                       transitions: Sequence[Transition] = (),
                       kernel_events: Sequence[KernelEvent] = (), closer: str = "client",
-                      legend: bool = True, skipped: int = 0) -> None:
+                      legend: bool = True, skipped: int = 0,
+                      findings: Sequence[str] = ()) -> None:
     """The ladder, then how the connection ended, then (unless `legend` is off) what
     the ladder's glyphs and tags mean. `skipped`: segments left out before the first
-    row (--close)."""
+    row (--close). `findings`: `diagnose`'s sentences, after the conclusion."""
     g = glyphs_for(console)
     rows = ladder_rows(views, observations, events, transitions, kernel_events,
                        verdict.final)
@@ -467,6 +468,8 @@ def render_connection(console: Console, conn: Connection, views: list[PacketView
         console.print(line, soft_wrap=True)
     console.print()
     for sentence in conclusion_lines(verdict, observations, counts, closer):
+        print_wrapped(console, sentence, g, f"{g.bullet} ")
+    for sentence in findings:
         print_wrapped(console, sentence, g, f"{g.bullet} ")
     if legend and rows:
         console.print()
@@ -491,7 +494,8 @@ def header_panel(glyphs: Glyphs, lines: list[Text]) -> Panel:
     return Panel(Group(*lines), box=glyphs.box, expand=False)
 
 
-def render_close(console: Console, run, legend: bool = True) -> None:
+def render_close(console: Console, run, legend: bool = True,
+                 findings: Sequence[str] = ()) -> None:
     """A live close run (live.CloseRun): header, ladder, conclusion."""
     g = glyphs_for(console)
     states = ("states: inferred from the segments on each row; ss after each step"
@@ -507,7 +511,7 @@ def render_close(console: Console, run, legend: bool = True) -> None:
                       style="dim")
     render_connection(console, run.connection, run.views, run.verdict, run.observations,
                       run.events, run.bytes, run.transitions, run.kernel_events, run.closer,
-                      legend)
+                      legend, findings=findings)
     if run.drops:
         print_wrapped(console, f"warning: the kernel dropped {run.drops} frame(s) of this "
                       "capture (buffer full): the ladder may miss segments", g, style="red")
