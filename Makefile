@@ -8,6 +8,8 @@ APT    := DEBIAN_FRONTEND=noninteractive apt-get
 # the workshop stepper in a real terminal.
 TOOL_DEBS := iproute2
 TEST_DEBS := tshark tcpdump tmux
+# nftables: the finding recordings drop segments inside a namespace of their own.
+TEST_DEBS += nftables
 
 .PHONY: setup test-deps run test bench fuzz clean
 
@@ -26,7 +28,7 @@ $(STAMP): pyproject.toml $(ENGINE)
 	touch $(STAMP)
 
 test-deps: setup
-	@missing=""; for c in tshark tcpdump tmux; do command -v $$c >/dev/null || missing=1; done; \
+	@missing=""; for c in tshark tcpdump tmux nft; do command -v $$c >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq $(TEST_DEBS) >/dev/null; fi
 
 run: setup

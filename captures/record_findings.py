@@ -29,7 +29,8 @@ from tcptrace.live.capture import LoopbackCapture
 from tcptrace.pcapwrite import write_capture
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "findings"
+# Where the captures go: captures/findings/, or $RECORD_OUT (the tests record there).
+OUT = Path(os.environ.get("RECORD_OUT") or HERE / "findings")
 SERVER, CLIENT = "127.0.0.1", "127.0.0.2"
 REQUEST = b"GET / HTTP/1.1\r\nHost: tcptrace\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -75,7 +76,7 @@ def save(name: str, frames: list, how: str) -> None:
     comments[0].insert(0, f"Recorded by captures/record_findings.py: {how}")
     path = OUT / f"{name}.pcapng"
     write_capture(path, frames, comments)
-    print(f"{path.relative_to(HERE.parent)}: {len(frames)} frames")
+    print(f"{path}: {len(frames)} frames")
 
 
 def capture(*ports: int) -> LoopbackCapture:

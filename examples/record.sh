@@ -23,3 +23,6 @@ transcript summary               summary ../shared/captures-real/zeek_http_206_e
 transcript backpressure          backpressure --pause 2
 transcript buffers               buffers
 transcript claims                claims
+transcript diagnose              diagnose ../shared/captures-real/zeek_nmap-vsn.pcap
+transcript diagnose-race         diagnose captures/close-keepalive-race-by-server.pcapng
+transcript close-keepalive-race  close --mode keepalive-race --closer server
