@@ -8,8 +8,9 @@
 //!
 //! | kind                      | rule (frames that prove it)                                    |
 //! |---------------------------|----------------------------------------------------------------|
-//! | `keep-alive-race`         | A's FIN after `idle` s without payload; B sends data after it  |
-//! |                           | (before any FIN of its own); A answers with RST (FIN, data, RST)|
+//! | `keep-alive-race`         | A's FIN after `idle` s without payload; B sends new data after |
+//! |                           | it (before a FIN of its own); A answers with RST (FIN, data,   |
+//! |                           | RST)                                                           |
 //! | `write-after-close`       | the same, on a connection that was not idle (FIN, data, RST)   |
 //! | `abort-with-unread-data`  | A's RST without a FIN from A, the last payload being B's, not  |
 //! |                           | answered by A (B's data, A's ACK of it if any, RST)            |
@@ -31,7 +32,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::observer::{Role, State, ACK_OF_FIN, WINDOW_PROBE, ZERO_WINDOW};
+use crate::observer::{Role, State, ACK_OF_FIN, RETRANSMISSION, WINDOW_PROBE, ZERO_WINDOW};
 use crate::segment::{Endpoint, ACK, FIN, RST, SYN};
 use crate::verdict::{Close, Verdict};
 
@@ -295,7 +296,9 @@ impl Clues {
         }
         let payload = s.length > 0 && s.flags & RST == 0 && s.tags & WINDOW_PROBE == 0;
         if payload {
-            if let Some((a, _, _)) = self.closer {
+            // New data only: a copy of data sent before the FIN was not written after it.
+            let fresh = s.tags & RETRANSMISSION == 0;
+            if let (Some((a, _, _)), true) = (self.closer, fresh) {
                 if a == peer && self.fins[me].n == 0 && !self.data_after_fin.seen() {
                     self.data_after_fin = m;
                 }
@@ -676,6 +679,20 @@ mod tests {
             kinds(&f),
             [(Kind::WriteAfterClose, Role::Server, vec![7, 8, 9])]
         );
+    }
+
+    #[test]
+    fn a_copy_of_data_sent_before_the_fin_is_no_write_after_it() {
+        let mut all = exchange();
+        all.extend([
+            seg(0.5, 'c', "PA", C + 101, S + 201).len(50),
+            seg(0.6, 's', "FA", S + 201, C + 101),
+            seg(0.7, 'c', "PA", C + 101, S + 202).len(50), // the same bytes again
+            seg(0.7001, 's', "R", S + 202, 0),
+        ]);
+        assert!(found(all, 1.0)
+            .iter()
+            .all(|f| f.kind != Kind::WriteAfterClose && f.kind != Kind::KeepAliveRace));
     }
 
     #[test]

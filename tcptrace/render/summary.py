@@ -169,8 +169,7 @@ def render_tables(console: Console, path: str, totals: Totals) -> None:
     console.print(_talkers_table(console, totals))
     if totals.findings:
         console.print(_findings_table(console, totals))
-        name = "-" if path == "-" else shown(path)
-        console.print(f"what they mean, with examples: tcptrace diagnose {name}",
+        console.print("what they mean, with examples: tcptrace diagnose on this capture",
                       markup=False, highlight=False)
     _print_legend(console, totals)
 
