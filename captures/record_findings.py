@@ -14,6 +14,7 @@ is deleted when its scenario ends, also on failure.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import subprocess
@@ -106,6 +107,31 @@ def write_after_close() -> None:
     save("finding-write-after-close", cap.frames,
          "the client streams 1000-byte chunks; the server reads the third and close()s; "
          "the client writes again 20 ms later and the server's kernel answers with RST")
+
+
+def abort_with_unread_data() -> None:
+    """The keep-alive race's ECONNRESET form: after 1.2 s idle the client's next request
+    reaches the server just before it closes the connection without reading it."""
+    lst = listener()
+    with capture(lst.getsockname()[1]) as cap:
+        c = client_socket()
+        c.connect(lst.getsockname())
+        s, _ = lst.accept()
+        exchange(c, s)
+        time.sleep(1.2)
+        c.sendall(REQUEST)
+        time.sleep(0.01)        # in the server's receive queue, unread
+        s.close()               # close() with unread data: RST, no FIN
+        try:
+            told = f"read {len(c.recv(100))} bytes"
+        except OSError as e:
+            told = errno.errorcode.get(e.errno or 0, str(e))
+        c.close()
+        lst.close()
+    save("finding-abort-with-unread-data", cap.frames,
+         "one request and its response, 1.2 s idle, then the client's next request; the "
+         "server close()s 10 ms later without reading it: an RST instead of a FIN; the "
+         f"client's read: {told}")
 
 
 def close_wait_leak() -> None:
@@ -276,6 +302,7 @@ def unacked_fin() -> None:
 
 
 SCENARIOS: dict[str, tuple[Callable[[], None], bool]] = {   # name -> (run, own namespace)
+    "abort-with-unread-data": (abort_with_unread_data, False),
     "write-after-close": (write_after_close, False),
     "close-wait-leak": (close_wait_leak, False),
     "refused": (refused, False),

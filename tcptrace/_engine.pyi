@@ -18,8 +18,8 @@ SegmentTuple = tuple[float, str, int, str, int, int, int, int, int, int,
 # (t, sender, flags, seq, ack, length, win, client_state, server_state, tags, acked, delay)
 StepTuple = tuple[float, str, int, int, int, int, int, str, str, int, int, float]
 DetailTuple = tuple[list[SegmentTuple], list[StepTuple], tuple[str, str]]
-# (kind, side, frames, t, seconds, count, SYN pattern, other stream)
-FindingTuple = tuple[str, str, list[int], float, float, int, list[float], int | None]
+# (kind, side, frames, t, seconds, count, SYN pattern, other stream, quiet)
+FindingTuple = tuple[str, str, list[int], float, float, int, list[float], int | None, float]
 # (kind, (server ip, port), connections, SYNs, clients, first, last, example streams)
 PortTuple = tuple[str, tuple[str, int], int, int, int, float, float, list[int]]
 RulesTuple = tuple[float, float, float]     # idle, close_wait, zero_window (seconds)

@@ -56,9 +56,12 @@ KINDS: dict[str, KindText] = {
         "read to EOF before close() if B may still send"),
     "abort-with-unread-data": KindText(
         "abort with unread data",
-        "A reset the connection without a FIN right after B's data reached it and was "
-        "acknowledged, and A never answered it: consistent with close() while received "
-        "data was unread (RFC 2525 2.17) or an abortive close (SO_LINGER 0).",
+        "A reset the connection without sending a FIN, after B's data had reached it, "
+        "and never answered that data: consistent with close() while received data was "
+        "unread (RFC 2525 2.17) or an abortive close (SO_LINGER 0). B's next call gets "
+        "ECONNRESET. When B's data came after a long quiet, it is consistent with the "
+        "keep-alive race's other form: B's request reached A just as A closed the idle "
+        "connection.",
         "read (or drain) what the peer sent before close(); use shutdown(SHUT_WR) then "
         "read to EOF for a graceful close; drop SO_LINGER 0 unless an RST is intended"),
     "close-wait-leak": KindText(
@@ -129,6 +132,7 @@ class Finding:
     count: int
     pattern: tuple[float, ...]   # SYN retry times since the first
     other_stream: int | None
+    quiet: float            # seconds without payload before A's FIN or B's data
 
     @property
     def peer(self) -> str:
@@ -175,9 +179,13 @@ def findings_of(raw) -> list[Finding]:
         return []
     _, (cip, cport), (sip, sport), *_ = raw.fields()
     client, server = format_endpoint(cip, cport), format_endpoint(sip, sport)
-    return [Finding(kind, raw.stream, client, server, side, tuple(frames), t, seconds,
-                    count, tuple(pattern), other)
-            for kind, side, frames, t, seconds, count, pattern, other in tuples]
+    return [_finding(t, raw.stream, client, server) for t in tuples]
+
+
+def _finding(t, stream: int, client: str, server: str) -> Finding:
+    kind, side, frames, at, seconds, count, pattern, other, quiet = t
+    return Finding(kind, stream, client, server, side, tuple(frames), at, seconds, count,
+                   tuple(pattern), other, quiet)
 
 
 def port_tally(t) -> PortTally:
@@ -223,7 +231,7 @@ def json_record(f: Finding) -> dict:
             "stream": f.stream, "client": f.client, "server": f.server, "side": f.side,
             "frames": list(f.frames), "t": round(f.t, 6), "seconds": round(f.seconds, 6),
             "count": f.count, "pattern": [round(x, 6) for x in f.pattern],
-            "other_stream": f.other_stream}
+            "other_stream": f.other_stream, "quiet": round(f.quiet, 6)}
 
 
 def port_record(p: PortTally) -> dict:
@@ -238,8 +246,10 @@ def _frames(frames: tuple[int, ...]) -> str:
     return ", ".join(str(n) for n in frames)
 
 
-def describe(f: Finding) -> str:
-    """What the proving frames show, in one sentence with the frame numbers."""
+def describe(f: Finding, idle: float = 1.0) -> str:
+    """What the proving frames show, in one sentence with the frame numbers; `idle`:
+    the quiet time that makes B's data a new request on an idle connection (`--idle`,
+    `Rules.idle` by default)."""
     a, b = f"{f.side} {f.endpoint(f.side)}", f"the {f.peer}"
     fr = f.frames
     match f.kind:
@@ -249,8 +259,13 @@ def describe(f: Finding) -> str:
             return (f"{a} sent FIN (frame {fr[0]}) {quiet}; {b} sent data after it "
                     f"(frame {fr[1]}); {f.side} answered with RST (frame {fr[2]})")
         case "abort-with-unread-data":
-            return (f"{a} sent RST without FIN (frame {fr[-1]}) {f.seconds:.3g} s after "
+            text = (f"{a} sent RST without FIN (frame {fr[-1]}) {f.seconds:.3g} s after "
                     f"{b}'s data (frame {fr[0]}), which it never answered")
+            if f.quiet >= idle:
+                text += (f"; that data came after {f.quiet:.3g} s without data: consistent "
+                         f"with a keep-alive race in its ECONNRESET form ({f.side} closed "
+                         f"the idle connection with the new request unread)")
+            return text
         case "close-wait-leak":
             return (f"{a} acknowledged {f.peer}'s FIN (frames {_frames(fr)}) and sent "
                     f"no FIN for the {f.seconds:.3g} s left in the capture")
@@ -293,7 +308,5 @@ def marked(views: list[PacketView], found: list[Finding]) -> list[PacketView]:
 
 def live_findings(conn: Connection, stream: int = 0) -> list[Finding]:
     """What the rules find in a live connection (the capture ends at its last segment)."""
-    return [Finding(kind, stream, conn.client, conn.server, side, tuple(frames), t, seconds,
-                    count, tuple(pattern), other)
-            for kind, side, frames, t, seconds, count, pattern, other
-            in engine.diagnose_segments(conn)]
+    return [_finding(t, stream, conn.client, conn.server)
+            for t in engine.diagnose_segments(conn)]

@@ -70,6 +70,17 @@ def test_each_recorded_capture_proves_the_finding_in_its_name(tcptrace, tshark, 
     witness(FINDINGS / name, found, tshark)
 
 
+def test_a_request_after_a_quiet_reset_without_fin_is_the_race_econnreset_form(tcptrace):
+    [f] = findings(tcptrace, FINDINGS / "finding-abort-with-unread-data.pcapng")
+    assert f["side"] == "server" and f["quiet"] >= 1.0
+    code, out, _ = tcptrace("diagnose", FINDINGS / "finding-abort-with-unread-data.pcapng")
+    assert "keep-alive race in its ECONNRESET form" in " ".join(out.split())
+    # Below --idle it is only an abort.
+    code, out, _ = tcptrace("diagnose", FINDINGS / "finding-abort-with-unread-data.pcapng",
+                            "--idle", "5")
+    assert "ECONNRESET form" not in " ".join(out.split())
+
+
 def test_the_recorded_keep_alive_race_is_found(tcptrace, tshark):
     [f] = findings(tcptrace, RACE)
     assert (f["kind"], f["side"], f["stream"]) == ("keep-alive-race", "server", 0)

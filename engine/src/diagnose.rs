@@ -122,6 +122,10 @@ pub struct Finding {
     pub pattern: Vec<f64>,
     /// The connection that reused the 4-tuple (`time-wait-reuse`).
     pub other_stream: Option<u64>,
+    /// Seconds without payload either way before B's data (`abort-with-unread-data`:
+    /// a request after a long quiet is the keep-alive race's ECONNRESET form) or before
+    /// A's FIN (`keep-alive-race`, `write-after-close`); 0 otherwise.
+    pub quiet: f64,
 }
 
 impl Finding {
@@ -141,6 +145,7 @@ impl Finding {
             count: 0,
             pattern: Vec::new(),
             other_stream: None,
+            quiet: 0.0,
         }
     }
 }
@@ -219,12 +224,26 @@ pub struct Seen {
     pub receiver_after: State,
 }
 
+/// An RST without a FIN from `side` after the peer's data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Abort {
+    side: usize,
+    data: Mark,
+    /// The side's first segment after that data, if any.
+    answer: Mark,
+    rst: Mark,
+    /// The quiet time before that data.
+    quiet: f64,
+}
+
 /// What the rules need of one connection, gathered segment by segment. Indexed by role:
 /// 0 client, 1 server.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Clues {
     first: Mark,
     last_data: [Mark; 2],
+    /// The quiet time before each side's latest payload.
+    quiet_before_data: [f64; 2],
     /// The first segment a side sent after the peer's latest payload.
     answer: [Mark; 2],
     fins: [Copies; 2],
@@ -236,9 +255,8 @@ pub struct Clues {
     closer: Option<(usize, Mark, f64)>,
     data_after_fin: Mark,
     rst_after_data: Mark,
-    /// (side, the peer's data, the side's answer to it, its RST). The rare facts are
-    /// boxed, to keep the connections in flight small.
-    abort: Option<Box<(usize, Mark, Mark, Mark)>>,
+    /// The rare facts are boxed, to keep the connections in flight small.
+    abort: Option<Box<Abort>>,
     stall: [Option<Box<Stall>>; 2],
     worst_stall: [Option<Box<Stall>>; 2],
     time_wait_since: [Mark; 2],
@@ -280,13 +298,9 @@ impl Clues {
         }
         if s.flags & FIN != 0 && s.flags & SYN == 0 {
             if self.fins[me].n == 0 && self.fins[peer].n == 0 && self.closer.is_none() {
-                let quiet_from = [self.first, self.last_data[0], self.last_data[1]]
-                    .iter()
-                    .map(|m| m.t)
-                    .fold(f64::MIN, f64::max);
                 let none_rst = !self.first_rst[0].seen() && !self.first_rst[1].seen();
                 if none_rst {
-                    self.closer = Some((me, m, m.t - quiet_from));
+                    self.closer = Some((me, m, self.quiet_until(m.t)));
                 }
             }
             self.fins[me].push(m);
@@ -303,6 +317,7 @@ impl Clues {
                     self.data_after_fin = m;
                 }
             }
+            self.quiet_before_data[me] = self.quiet_until(m.t);
             self.last_data[me] = m;
             self.answer[peer] = Mark::default();
         } else if self.last_data[peer].seen() && !self.answer[me].seen() {
@@ -336,7 +351,13 @@ impl Clues {
             } else {
                 Mark::default()
             };
-            self.abort = Some(Box::new((me, self.last_data[peer], answer, m)));
+            self.abort = Some(Box::new(Abort {
+                side: me,
+                data: self.last_data[peer],
+                answer,
+                rst: m,
+                quiet: self.quiet_before_data[peer],
+            }));
         }
         if s.receiver_before == State::TimeWait
             && s.receiver_after == State::Closed
@@ -382,6 +403,15 @@ impl Clues {
         }
     }
 
+    /// Seconds without payload either way (since the first segment) up to `t`.
+    fn quiet_until(&self, t: f64) -> f64 {
+        let since = [self.first, self.last_data[0], self.last_data[1]]
+            .iter()
+            .map(|m| m.t)
+            .fold(f64::MIN, f64::max);
+        t - since
+    }
+
     /// A SYN at `at` reuses this connection's 4-tuple, starting connection `stream`.
     pub fn reused(&mut self, at: Mark, stream: u64) {
         if self.reused.is_none() {
@@ -423,13 +453,19 @@ fn race(c: &Clues, rules: &Rules) -> Option<Finding> {
     };
     let mut f = Finding::new(kind, role(a), &[fin, c.data_after_fin, c.rst_after_data]);
     f.seconds = quiet;
+    f.quiet = quiet;
     Some(f)
 }
 
 fn abort_with_unread_data(c: &Clues) -> Option<Finding> {
-    let (a, data, answer, rst) = *c.abort.as_deref()?;
-    let mut f = Finding::new(Kind::AbortWithUnreadData, role(a), &[data, answer, rst]);
-    f.seconds = rst.t - data.t;
+    let a = *c.abort.as_deref()?;
+    let mut f = Finding::new(
+        Kind::AbortWithUnreadData,
+        role(a.side),
+        &[a.data, a.answer, a.rst],
+    );
+    f.seconds = a.rst.t - a.data.t;
+    f.quiet = a.quiet;
     Some(f)
 }
 
@@ -721,9 +757,14 @@ mod tests {
             seg(0.011, 's', "A", S + 1, C + 101),
             seg(0.012, 's', "RA", S + 1, C + 101),
         ]);
+        let f = found(all, 1.0);
         assert_eq!(
-            kinds(&found(all, 1.0)),
+            kinds(&f),
             [(Kind::AbortWithUnreadData, Role::Server, vec![4, 5, 6])]
+        );
+        assert!(
+            (f[0].quiet - 0.010).abs() < 1e-9,
+            "quiet since the first segment"
         );
         // An RST after the side answered (its own data last) is no such abort.
         let all = after_handshake(vec![

@@ -217,7 +217,7 @@ impl Connection {
     }
 }
 
-/// (kind, side, frames, t, seconds, count, SYN pattern, other stream).
+/// (kind, side, frames, t, seconds, count, SYN pattern, other stream, quiet).
 type FindingTuple = (
     &'static str,
     &'static str,
@@ -227,6 +227,7 @@ type FindingTuple = (
     u64,
     Vec<f64>,
     Option<u64>,
+    f64,
 );
 
 /// (kind, server, connections, SYNs, clients, first, last, example streams).
@@ -251,6 +252,7 @@ fn finding_tuple(f: &Finding) -> FindingTuple {
         f.count,
         f.pattern.clone(),
         f.other_stream,
+        f.quiet,
     )
 }
 

@@ -60,15 +60,16 @@ def render_diagnosis(console: Console, d: Diagnosis) -> None:
         label = "worst example" if len(worst) == 1 else f"worst {len(worst)} examples"
         console.print(Padding(Text(f"{label}:", style="italic"), (0, 0, 0, 2)))
         for f in worst:
-            console.print(Padding(_example(f, d.path, ascii), (0, 0, 0, 4)), highlight=False)
+            console.print(Padding(_example(f, d.path, ascii, r.idle), (0, 0, 0, 4)),
+                          highlight=False)
 
 
-def _example(f: Finding, path: str, ascii: bool):
+def _example(f: Finding, path: str, ascii: bool, idle: float):
     from rich.text import Text
 
     line = Text(f"stream {f.stream} ", style="bold")
     line.append(plain(f"({f.client} → {f.server}; A = {f.side}): ", ascii))
-    line.append(plain(describe(f), ascii))
+    line.append(plain(describe(f, idle), ascii))
     line.append(plain(f"\n→ {replay_command(path, f.stream)}", ascii), style="cyan")
     return line
 
