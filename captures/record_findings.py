@@ -52,6 +52,34 @@ def client_socket(port: int = 0) -> socket.socket:
     return c
 
 
+def connected(lst: socket.socket, port: int = 0) -> tuple[socket.socket, socket.socket]:
+    """A client (from `port`, 0: any) connected to `lst`: (client, server) sockets."""
+    c = client_socket(port)
+    c.connect(lst.getsockname())
+    s, _ = lst.accept()
+    return c, s
+
+
+def graceful_close(c: socket.socket, s: socket.socket) -> None:
+    """The client shuts down first (it keeps TIME-WAIT), the server reads EOF and
+    closes, the client reads EOF and closes."""
+    c.shutdown(socket.SHUT_WR)
+    s.recv(10)
+    s.close()
+    c.recv(10)
+    c.close()
+
+
+def client_in_time_wait(lst: socket.socket) -> int:
+    """One exchange and a graceful close the client starts, so that its TIME-WAIT
+    holds the 4-tuple; the client's port."""
+    c, s = connected(lst)
+    cport = c.getsockname()[1]
+    exchange(c, s)
+    graceful_close(c, s)
+    return cport
+
+
 def exchange(c: socket.socket, s: socket.socket) -> None:
     """One request and its response, both read."""
     c.sendall(REQUEST)
@@ -114,9 +142,7 @@ def abort_with_unread_data() -> None:
     reaches the server just before it closes the connection without reading it."""
     lst = listener()
     with capture(lst.getsockname()[1]) as cap:
-        c = client_socket()
-        c.connect(lst.getsockname())
-        s, _ = lst.accept()
+        c, s = connected(lst)
         exchange(c, s)
         time.sleep(1.2)
         c.sendall(REQUEST)
@@ -140,21 +166,13 @@ def close_wait_leak() -> None:
     lst = listener()
     port = lst.getsockname()[1]
     with capture(port) as cap:
-        c = client_socket()
-        c.connect(lst.getsockname())
-        s, _ = lst.accept()
+        c, s = connected(lst)
         exchange(c, s)
         c.close()               # FIN; the server's kernel ACKs it: CLOSE-WAIT
         time.sleep(6.0)
-        c2 = client_socket()
-        c2.connect(lst.getsockname())
-        s2, _ = lst.accept()
+        c2, s2 = connected(lst)
         exchange(c2, s2)
-        c2.shutdown(socket.SHUT_WR)
-        s2.recv(10)
-        s2.close()
-        c2.recv(10)
-        c2.close()
+        graceful_close(c2, s2)
         time.sleep(0.05)
     save("finding-close-wait-leak", cap.frames,
          "the client closes after one request; the server never calls close() on that "
@@ -191,16 +209,7 @@ def time_wait_assassination() -> None:
     lst = listener()
     port = lst.getsockname()[1]
     with capture(port) as cap:
-        c = client_socket()
-        c.connect(lst.getsockname())
-        s, _ = lst.accept()
-        exchange(c, s)
-        c.shutdown(socket.SHUT_WR)
-        s.recv(10)
-        s.close()
-        c.recv(10)
-        cport = c.getsockname()[1]
-        c.close()
+        cport = client_in_time_wait(lst)
         lst.close()             # no socket left on the server's side
         time.sleep(0.3)
         before = ss_state(cport)
@@ -228,26 +237,11 @@ def time_wait_reuse() -> None:
     lst = listener()
     port = lst.getsockname()[1]
     with capture(port) as cap:
-        c = client_socket()
-        c.connect(lst.getsockname())
-        cport = c.getsockname()[1]
-        s, _ = lst.accept()
-        exchange(c, s)
-        c.shutdown(socket.SHUT_WR)
-        s.recv(10)
-        s.close()
-        c.recv(10)
-        c.close()
+        cport = client_in_time_wait(lst)
         time.sleep(2.0)        # tcp_twsk_unique wants the TIME-WAIT older than 1 s
-        c2 = client_socket(cport)
-        c2.connect(lst.getsockname())
-        s2, _ = lst.accept()
+        c2, s2 = connected(lst, cport)
         exchange(c2, s2)
-        c2.shutdown(socket.SHUT_WR)
-        s2.recv(10)
-        s2.close()
-        c2.recv(10)
-        c2.close()
+        graceful_close(c2, s2)
         time.sleep(0.05)
     lst.close()
     save("finding-time-wait-reuse", cap.frames,
@@ -283,9 +277,7 @@ def unacked_fin() -> None:
     lst = listener()
     port = lst.getsockname()[1]
     with capture(port) as cap:
-        c = client_socket()
-        c.connect(lst.getsockname())
-        s, _ = lst.accept()
+        c, s = connected(lst)
         exchange(c, s)
         cport = c.getsockname()[1]
         nft("add table inet tcptrace")
