@@ -228,7 +228,8 @@ def diagnose(path: str | os.PathLike[str], rules: Rules = Rules(), top: int = 3,
 def json_record(f: Finding) -> dict:
     """One finding as a `tcptrace/1` JSON Lines record."""
     return {"schema": "tcptrace/1", "command": "diagnose", "kind": f.kind,
-            "stream": f.stream, "client": f.client, "server": f.server, "side": f.side,
+            "scope": "connection", "stream": f.stream, "client": f.client,
+            "server": f.server, "side": f.side,
             "frames": list(f.frames), "t": round(f.t, 6), "seconds": round(f.seconds, 6),
             "count": f.count, "pattern": [round(x, 6) for x in f.pattern],
             "other_stream": f.other_stream, "quiet": round(f.quiet, 6)}
@@ -276,10 +277,11 @@ def describe(f: Finding, idle: float = 1.0) -> str:
             return (f"{a} advertised a zero window for {f.seconds:.3g} s while {f.peer} "
                     f"sent {f.count} window probes (frames {_frames(fr)})")
         case "refused" | "unanswered-syn":
-            tries = ", ".join(f"+{x:.3g} s" for x in f.pattern)
+            tries = (" (" + ", ".join(f"+{x:.3g} s" for x in f.pattern) + ")"
+                     if f.count > 1 else "")
             answer = "answered by RST" if f.kind == "refused" else "never answered"
             return (f"client {f.client} sent {f.count} SYN{'s' if f.count != 1 else ''} "
-                    f"to {f.server} ({tries}), {answer} (frames {_frames(fr)})")
+                    f"to {f.server}{tries}, {answer} (frames {_frames(fr)})")
         case "time-wait-assassination":
             return (f"an RST (frame {fr[-1]}) ended {a}'s TIME-WAIT after "
                     f"{f.seconds:.3g} s (entered at frame {fr[0]})")
