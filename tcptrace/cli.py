@@ -170,6 +170,11 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
             kept = rp.kept_stream(listing, index)
             conn = kept.conn
             views, verdict = rp.analyse(kept)
+            if not as_json:     # the ladder, the slides and the playback tag the proof
+                from tcptrace.diagnose import findings_of, marked
+
+                found = findings_of(kept.raw)
+                views = marked(views, found)
             if as_json:
                 from tcptrace.render.jsonout import replay_json
 
@@ -184,13 +189,11 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
                 views = close_part(views)[0] if only_close else views
                 stepper.play(console, conn, views, verdict, speed)
             else:
-                from tcptrace.diagnose import findings_of, marked
                 from tcptrace.render.diagnose import finding_sentences
 
-                found = findings_of(kept.raw)
-                render_replay(make_console(), file, index, count, conn,
-                              marked(views, found), verdict, legend=not no_legend,
-                              only_close=only_close, findings=finding_sentences(found, file))
+                render_replay(make_console(), file, index, count, conn, views, verdict,
+                              legend=not no_legend, only_close=only_close,
+                              findings=finding_sentences(found, file))
     _warn(warnings)
 
 

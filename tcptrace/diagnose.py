@@ -69,7 +69,9 @@ KINDS: dict[str, KindText] = {
         "The peer's FIN was acknowledged and this side never sent its own FIN, nor "
         "anything else, to the end of the capture: its application read EOF (or never "
         "read) and never called close(); consistent with a leaked socket, or a "
-        "half-close left open on purpose.",
+        "half-close left open on purpose. Its peer waits in FIN-WAIT-2 meanwhile (Linux "
+        "drops an orphaned FIN-WAIT-2 after tcp_fin_timeout, 60 s; the CLOSE-WAIT "
+        "socket stays until its application closes it).",
         "close the socket when read() returns 0 (EOF); look for missing close() on "
         "error paths; `ss -tan state close-wait` counts them live"),
     "unacked-fin": KindText(

@@ -211,3 +211,8 @@ def test_recorded_in_a_namespace_of_its_own(live, tcptrace, tmp_path, tshark):
         witness(path, found, tshark)
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     assert "tcptrace-rec-" not in namespaces.stdout
+
+
+def test_playback_tags_the_proof_too(replay):
+    code, out, _ = replay(RACE, "--speed", "1000", "--width", "120")
+    assert code == 0 and out.count("finding:keep-alive-race") == 3
