@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -160,6 +161,32 @@ def abort_with_unread_data() -> None:
          f"client's read: {told}")
 
 
+def zero_window_stall() -> None:
+    """The server's application stops reading for 2 s while the client writes 30 kB
+    into small buffers: the server's window closes and the client's kernel probes it."""
+    lst = listener()
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # inherited by accept()
+    with capture(lst.getsockname()[1]) as cap:
+        c = client_socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        c.connect(lst.getsockname())
+        s, _ = lst.accept()
+        writer = threading.Thread(target=c.sendall, args=(b"x" * 30_000,))
+        writer.start()
+        time.sleep(2.0)         # the reader is busy elsewhere
+        got = 0
+        while got < 30_000:
+            got += len(s.recv(65536))
+        writer.join()
+        graceful_close(c, s)
+        time.sleep(0.05)
+    lst.close()
+    save("finding-zero-window-stall", cap.frames,
+         "the server's application does not read for 2 s (SO_RCVBUF 4096) while the "
+         "client writes 30,000 bytes (SO_SNDBUF 4096); then it reads them all and the "
+         "connection closes gracefully")
+
+
 def close_wait_leak() -> None:
     """The client closes; the server's application never does. 6 s later another
     connection shows that the capture (and the server) went on."""
@@ -295,6 +322,7 @@ def unacked_fin() -> None:
 
 SCENARIOS: dict[str, tuple[Callable[[], None], bool]] = {   # name -> (run, own namespace)
     "abort-with-unread-data": (abort_with_unread_data, False),
+    "zero-window-stall": (zero_window_stall, False),
     "write-after-close": (write_after_close, False),
     "close-wait-leak": (close_wait_leak, False),
     "refused": (refused, False),
