@@ -300,6 +300,7 @@ from tcptrace.live.keepalive_race import run_keepalive_race  # noqa: E402
 
 MODES["keepalive-race"] = Mode(
     "keepalive-race", "the peer writes a request on an idle keep-alive connection the "
-    "closer has just closed: the closer's kernel answers with RST (ECONNRESET)",
+    "closer has just closed: the closer's kernel answers with RST; the peer reads EOF, "
+    "its next write fails (EPIPE)",
     "socket.write() on a pooled socket whose server closed it (an http.Agent after "
     "its keepAliveTimeout)", run_keepalive_race)

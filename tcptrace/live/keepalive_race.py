@@ -12,6 +12,7 @@ microseconds (tcp-facts.md). `tcptrace diagnose` names it from the capture.
 
 from __future__ import annotations
 
+import errno
 import time
 
 from tcptrace.live.close_modes import Roles, _recv_exactly
@@ -61,6 +62,4 @@ def _record_outcome(r: Roles, peer) -> None:
 
 
 def _errno_name(e: OSError) -> str:
-    import errno
-
     return errno.errorcode.get(e.errno or 0, str(e))

@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-def replay_command(path: str, stream: int) -> str:
-    """The next command to look closer, as the user would type it."""
-    return f"tcptrace replay {shlex.quote(shown(path))} --stream {stream}"
+def next_command(verb: str, path: str, stream: int | None = None) -> str:
+    """`tcptrace VERB FILE [--stream N]`, as the user would type it."""
+    at = "" if stream is None else f" --stream {stream}"
+    return f"tcptrace {verb} {shlex.quote(shown(path))}{at}"
 
 
 def render_diagnosis(console: Console, d: Diagnosis) -> None:
@@ -55,7 +56,7 @@ def render_diagnosis(console: Console, d: Diagnosis) -> None:
         console.print(Padding(body, (0, 0, 0, 2)), highlight=False)
         ports = [p for p in d.ports if p.kind == kind]
         if ports:
-            console.print(_ports_table(console, ports, d.path))
+            console.print(_ports_table(console, ports))
         worst = d.worst.get(kind, [])
         label = "worst example" if len(worst) == 1 else f"worst {len(worst)} examples"
         console.print(Padding(Text(f"{label}:", style="italic"), (0, 0, 0, 2)))
@@ -70,11 +71,11 @@ def _example(f: Finding, path: str, ascii: bool, idle: float):
     line = Text(f"stream {f.stream} ", style="bold")
     line.append(plain(f"({f.client} → {f.server}; A = {f.side}): ", ascii))
     line.append(plain(describe(f, idle), ascii))
-    line.append(plain(f"\n→ {replay_command(path, f.stream)}", ascii), style="cyan")
+    line.append(plain(f"\n→ {next_command('replay', path, f.stream)}", ascii), style="cyan")
     return line
 
 
-def _ports_table(console: Console, ports: list[PortTally], path: str):
+def _ports_table(console: Console, ports: list[PortTally]):
     cols = [Col("server", flex=True, split=":"), Col("connections", "right"),
             Col("SYNs", "right"), Col("clients", "right", drop=2),
             Col("over", "right", drop=1), Col("streams", drop=3)]
@@ -89,6 +90,6 @@ def finding_sentences(found: list[Finding], path: str | None) -> list[str]:
     that prove it carry its `finding:` tag), and where to read more."""
     lines = [f"Finding: {KINDS[f.kind].title}: {describe(f)}" for f in found]
     if found and path is not None:
-        lines.append(f"What it usually means and what to change: tcptrace diagnose "
-                     f"{shlex.quote(shown(path))}")
+        lines.append("What it usually means and what to change: "
+                     + next_command("diagnose", path))
     return lines

@@ -275,7 +275,7 @@ def _print_legend(console: Console, totals: Totals) -> None:
 
 
 def _findings_table(console: Console, totals: Totals) -> Table:
-    """diagnose's findings per kind, with the command that explains them."""
+    """diagnose's findings per kind."""
     from tcptrace.diagnose import KINDS, ORDER
 
     cols = [Col("finding", flex=True), Col("connections", "right")]
