@@ -187,10 +187,9 @@ impl Copies {
     }
     fn kept(&self) -> Vec<Mark> {
         let more = self.more.as_deref().map_or(&[][..], |m| &m[..]);
-        let extra = (self.n as usize).clamp(1, COPIES) - 1;
         std::iter::once(self.first)
-            .chain(more.iter().take(extra).copied())
-            .take(self.n as usize)
+            .chain(more.iter().copied())
+            .take((self.n as usize).min(COPIES))
             .collect()
     }
     fn first(&self) -> Mark {
@@ -801,6 +800,13 @@ mod tests {
         let f = found(all, 1.0);
         assert_eq!(kinds(&f), [(Kind::UnackedFin, Role::Client, vec![4, 5, 6])]);
         assert_eq!(f[0].count, 3);
+        // Every copy is counted; the first six are named.
+        let copies = (0..8).map(|i| seg(0.01 + f64::from(i), 'c', "FA", C + 1, S + 1));
+        let f = found(after_handshake(copies.collect()), 9.0);
+        assert_eq!(
+            (f[0].count, f[0].frames.clone()),
+            (8, vec![4, 5, 6, 7, 8, 9])
+        );
     }
 
     #[test]
