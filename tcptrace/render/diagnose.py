@@ -61,17 +61,21 @@ def render_diagnosis(console: Console, d: Diagnosis) -> None:
         label = "worst example" if len(worst) == 1 else f"worst {len(worst)} examples"
         console.print(Padding(Text(f"{label}:", style="italic"), (0, 0, 0, 2)))
         for f in worst:
-            console.print(Padding(_example(f, d.path, ascii, r.idle), (0, 0, 0, 4)),
+            console.print(Padding(_example(f, ascii, r.idle), (0, 0, 0, 4)),
+                          highlight=False)
+            # On one line, however long, so that it can be copied whole: the terminal
+            # wraps it, nothing is inserted in it.
+            command = plain(f"    → {next_command('replay', d.path, f.stream)}", ascii)
+            console.print(command, style="cyan", soft_wrap=True, markup=False,
                           highlight=False)
 
 
-def _example(f: Finding, path: str, ascii: bool, idle: float):
+def _example(f: Finding, ascii: bool, idle: float):
     from rich.text import Text
 
     line = Text(f"stream {f.stream} ", style="bold")
     line.append(plain(f"({f.client} → {f.server}; A = {f.side}): ", ascii))
     line.append(plain(describe(f, idle), ascii))
-    line.append(plain(f"\n→ {next_command('replay', path, f.stream)}", ascii), style="cyan")
     return line
 
 
