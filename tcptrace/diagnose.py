@@ -198,8 +198,10 @@ def port_tally(t) -> PortTally:
 
 def scan_findings(scan: Scan) -> Iterator[Finding]:
     """Every finding of every connection, as the engine hands connections over."""
-    for raw in scan.raw():
-        yield from findings_of(raw)
+    for stream, client, server, tuples in scan.findings():
+        client_text, server_text = format_endpoint(*client), format_endpoint(*server)
+        for t in tuples:
+            yield _finding(t, stream, client_text, server_text)
 
 
 def diagnose(path: str | os.PathLike[str], rules: Rules = Rules(), top: int = 3,

@@ -204,6 +204,17 @@ class Scan:
     def warnings(self) -> list[str]:
         return self._scan.warnings
 
+    def findings(self) -> Iterator[tuple[int, tuple[str, int], tuple[str, int],
+                                          list[_engine.FindingTuple]]]:
+        """(stream, client, server, findings) of every connection with a finding, as
+        the engine is done with them (the cheap path for `diagnose`)."""
+        scan, progress = self._scan, self.progress
+        while not scan.exhausted:
+            batch = scan.next_findings(BATCH, RECORDS)
+            if progress is not None:
+                progress(scan.bytes_read, self.size)
+            yield from batch
+
     def tally(self) -> tuple[list[tuple[str, int]], list[_engine.PortTuple]]:
         """The findings so far: (kind, count) in report order, and refused and
         unanswered attempts per server port (`diagnose.rs` `Tally`)."""

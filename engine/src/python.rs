@@ -62,6 +62,33 @@ impl Scan {
         Ok(Self { inner })
     }
 
+    /// Up to `n` connections done with, reading at most `records` records for them:
+    /// the findings of those that have any, as (stream, client, server, findings).
+    /// `diagnose` reads a capture this way: connections without a finding never become
+    /// Python objects.
+    fn next_findings(&mut self, py: Python<'_>, n: usize, records: u64) -> Vec<Found> {
+        let inner = &mut self.inner;
+        py.detach(|| {
+            let mut budget = records;
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let Some(done) = inner.next_finished_within(&mut budget) else {
+                    break;
+                };
+                if !done.findings.is_empty() {
+                    let found = done.findings.iter().map(finding_tuple).collect();
+                    out.push((
+                        done.stream,
+                        endpoint(done.client),
+                        endpoint(done.server),
+                        found,
+                    ));
+                }
+            }
+            out
+        })
+    }
+
     /// The findings of every connection handed over so far: (per kind: name and count,
     /// in report order; per server port, refused and unanswered attempts).
     fn tally(&self) -> (Vec<(&'static str, u64)>, Vec<PortTuple>) {
@@ -229,6 +256,9 @@ type FindingTuple = (
     Option<u64>,
     f64,
 );
+
+/// One connection's findings: (stream, client, server, findings).
+type Found = (u64, (String, u16), (String, u16), Vec<FindingTuple>);
 
 /// (kind, server, connections, SYNs, clients, first, last, example streams).
 type PortTuple = (
