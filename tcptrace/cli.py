@@ -99,15 +99,18 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
     if save:
         _save_capture(save, run.frames,
                       {v.segment.frame: [v.note] for v in run.views if v.segment})
+    from tcptrace.diagnose import json_record, live_findings, marked
+
+    found = live_findings(run.connection)
     if as_json:
-        _emit_json(close_json(run))
+        doc = close_json(run)
+        doc["findings"] = [json_record(f) for f in found]    # what diagnose finds in it
+        _emit_json(doc)
         return
-    from tcptrace.diagnose import live_findings, marked
     from tcptrace.render.console import make_console
     from tcptrace.render.diagnose import finding_sentences
     from tcptrace.render.ladder import render_close
 
-    found = live_findings(run.connection)
     run.views = marked(run.views, found)
     console = make_console()
     render_close(console, run, legend=not no_legend, findings=finding_sentences(found, save))

@@ -218,3 +218,20 @@ def test_recorded_in_a_namespace_of_its_own(live, tcptrace, tmp_path, tshark):
 def test_playback_tags_the_proof_too(replay):
     code, out, _ = replay(RACE, "--speed", "1000", "--width", "120")
     assert code == 0 and out.count("finding:keep-alive-race") == 3
+
+
+def test_close_json_carries_the_findings(live, tcptrace):
+    code, out, err = tcptrace("close", "--mode", "keepalive-race", "--closer", "server",
+                              "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    [f] = doc["findings"]
+    frames = {p["frame"]: p for p in doc["connections"][0]["packets"]}
+    assert (f["kind"], f["side"]) == ("keep-alive-race", "server")
+    fin, data, rst = (frames[n] for n in f["frames"])
+    assert "FIN" in fin["flags"] and fin["from"] == "server"
+    assert data["len"] > 0 and data["from"] == "client"
+    assert "RST" in rst["flags"] and rst["from"] == "server"
+    # A graceful close has none.
+    code, out, _ = tcptrace("close", "--mode", "end", "--json")
+    assert code == 0 and json.loads(out)["findings"] == []
