@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml $(ENGINE)
 	touch $(STAMP)
 
 test-deps: setup
-	@missing=""; for c in tshark tcpdump tmux; do command -v $$c >/dev/null || missing=1; done; \
+	@missing=""; for c in tshark tcpdump tmux nft; do command -v $$c >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq $(TEST_DEBS) >/dev/null; fi
 	@missing=""; for c in chromium chromedriver rsvg-convert; do command -v $$c >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then $(APT) update -qq && $(APT) install -y -qq $(PAGE_DEBS) >/dev/null; fi

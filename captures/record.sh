@@ -41,3 +41,6 @@ record close-vanish-return          --mode vanish-return
 record close-end-ipv6               --mode end --ipv6
 record close-unread-ipv6            --mode unread --ipv6
 record close-vanish-return-ipv6     --mode vanish-return --ipv6
+record close-keepalive-race-by-server --mode keepalive-race --closer server
+# One capture per `tcptrace diagnose` finding (scripted; some in a network namespace).
+.venv/bin/python captures/record_findings.py

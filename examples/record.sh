@@ -50,3 +50,6 @@ chromium --headless --no-sandbox --disable-gpu --disable-background-networking -
     "file://$PWD/examples/page-close-unread.html#8" 2>/dev/null
 rm -rf "$profile"
 echo examples/ladder-close-end.png examples/page-close-unread.png
+transcript diagnose              diagnose ../shared/captures-real/zeek_nmap-vsn.pcap
+transcript diagnose-race         diagnose captures/close-keepalive-race-by-server.pcapng
+transcript close-keepalive-race  close --mode keepalive-race --closer server

@@ -20,6 +20,11 @@ SegmentTuple = tuple[float, str, int, str, int, int, int, int, int, int,
 # (t, sender, flags, seq, ack, length, win, client_state, server_state, tags, acked, delay)
 StepTuple = tuple[float, str, int, int, int, int, int, str, str, int, int, float]
 DetailTuple = tuple[list[SegmentTuple], list[StepTuple], tuple[str, str]]
+# (kind, side, frames, t, seconds, count, SYN pattern, other stream, quiet)
+FindingTuple = tuple[str, str, list[int], float, float, int, list[float], int | None, float]
+# (kind, (server ip, port), connections, SYNs, clients, first, last, example streams)
+PortTuple = tuple[str, tuple[str, int], int, int, int, float, float, list[int]]
+RulesTuple = tuple[float, float, float]     # idle, close_wait, zero_window (seconds)
 
 TAG_NAMES: list[str]
 
@@ -68,13 +73,19 @@ class Connection:
     def encap(self) -> list[str]: ...
     def detail(self) -> DetailTuple | None: ...
     def json_line(self) -> str: ...
+    def findings(self) -> list[FindingTuple]: ...
 
 
 class Scan:
     """A capture read once, front to back."""
 
     def __init__(self, path: str, linger: float, keep: int | None = None,
+                 rules: RulesTuple | None = None,
                  vxlan_ports: list[int] = ...) -> None: ...
+    def tally(self) -> tuple[list[tuple[str, int]], list[PortTuple]]: ...
+    def next_findings(self, n: int, records: int
+                      ) -> list[tuple[int, tuple[str, int], tuple[str, int],
+                                      list[FindingTuple]]]: ...
     def next_batch(self, n: int, records: int) -> list[Connection]: ...
     def next_json_lines(self, n: int, records: int) -> tuple[bytes, int]: ...
     @property
@@ -104,3 +115,7 @@ def analyse_segments(segments: Sequence[SegmentLike], client_ip: str,
 def scan_segments(segments: Sequence[SegmentLike], linger: float) -> list[Connection]: ...
 def plain_table(rows: Sequence[Connection], header: Sequence[str], right: Sequence[int],
                 optional: Sequence[int]) -> str: ...
+
+
+def diagnose_segments(segments: Sequence[SegmentLike], client_ip: str, client_port: int,
+                      rules: RulesTuple | None = None) -> list[FindingTuple]: ...

@@ -13,7 +13,8 @@ import click
 from tcptrace import __version__
 from tcptrace.errors import TcptraceError
 
-CLOSE_MODES = ("end", "close", "destroy", "reset", "unread", "half-close", "simultaneous")
+CLOSE_MODES = ("end", "close", "destroy", "reset", "unread", "half-close", "simultaneous",
+               "keepalive-race")
 
 
 def _emit_json(doc: dict) -> None:
@@ -131,6 +132,10 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
     _check_exports(svg, svg_states)
     run = run_close(mode, port=port, pending=pending, closer=closer, runtime=runtime,
                     kernel=not no_kernel, ipv6=ipv6)
+    from tcptrace.diagnose import json_record, live_findings, marked
+
+    found = live_findings(run.connection)
+    run.views = marked(run.views, found)   # the proving segments tagged, in every output
     if svg or html:
         from tcptrace.render.ladder_doc import close_doc
 
@@ -139,13 +144,16 @@ def close(mode: str, closer: str, runtime: str, port: int, pending: int, no_kern
         _save_capture(save, run.frames,
                       {v.segment.frame: [v.note] for v in run.all_views if v.segment})
     if as_json:
-        _emit_json(close_json(run))
+        doc = close_json(run)
+        doc["findings"] = [json_record(f) for f in found]    # what diagnose finds in it
+        _emit_json(doc)
         return
     from tcptrace.render.console import make_console
+    from tcptrace.render.diagnose import finding_sentences
     from tcptrace.render.ladder import render_close
 
     console = make_console()
-    render_close(console, run, legend=not no_legend)
+    render_close(console, run, legend=not no_legend, findings=finding_sentences(found, save))
     if save:
         console.print(f"Capture saved to {save}", markup=False)
 
@@ -216,6 +224,11 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
             kept = rp.kept_stream(listing, index)
             conn = kept.conn
             views, verdict = rp.analyse(kept)
+            if not as_json:     # the ladder, the slides and the playback tag the proof
+                from tcptrace.diagnose import findings_of, marked
+
+                found = findings_of(kept.raw)
+                views = marked(views, found)
             if as_json:
                 from tcptrace.render.jsonout import replay_json
 
@@ -230,8 +243,11 @@ def replay(file: str, stream: int | None, as_json: bool, step: bool,
                 views = close_part(views)[0] if only_close else views
                 stepper.play(console, conn, views, verdict, speed)
             else:
+                from tcptrace.render.diagnose import finding_sentences
+
                 render_replay(make_console(), file, index, count, conn, views, verdict,
-                              legend=not no_legend, only_close=only_close)
+                              legend=not no_legend, only_close=only_close,
+                              findings=finding_sentences(found, file))
     _note_skipped(skipped)
     _warn(warnings)
 
@@ -261,6 +277,7 @@ def _replay_exports(file: str, listing, stream: int | None, svg: str | None,
     """--svg/--html of a replay: connection --stream N, the only one, or else the first
     that closed with a FIN or RST (which may take a second pass over the file)."""
     from tcptrace import replay as rp
+    from tcptrace.diagnose import findings_of, marked
     from tcptrace.render.ladder_doc import replay_doc
     from tcptrace.untrusted import shown
 
@@ -278,6 +295,7 @@ def _replay_exports(file: str, listing, stream: int | None, svg: str | None,
                    err=True)
     kept = rp.kept_stream(listing, index)
     views, verdict = rp.analyse(kept)
+    views = marked(views, findings_of(kept.raw))    # the proving segments, as in the ladder
     _write_exports(replay_doc(file, index, count, kept.conn, views, verdict, picked), svg,
                    svg_states, html)
 
@@ -374,6 +392,7 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int,
             totals = Totals(top)
             for s in run:
                 totals.add(s)
+            totals.findings = dict(run.tally()[0])
     run.require_connections()
     if not machine:
         from tcptrace.render.console import make_console
@@ -382,6 +401,62 @@ def summary(file: str, as_json: bool, as_csv: bool, linger: float, top: int,
         render_tables(make_console(), file, totals)
     _note_skipped(run.skipped)
     _warn(run.warnings)
+
+
+@cli.command()
+@output_options
+@click.argument("file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON Lines: one finding per line (tcptrace/1), then refused and "
+                   "unanswered attempts per server port.")
+@click.option("--idle", type=click.FloatRange(0), default=1.0, show_default=True,
+              metavar="SECONDS", help="Quiet time before a FIN that makes a FIN, data, "
+                                      "RST a keep-alive race (else a write after close).")
+@click.option("--close-wait", type=click.FloatRange(0), default=5.0, show_default=True,
+              metavar="SECONDS", help="CLOSE-WAIT held this long, to the end of the "
+                                      "capture, is a leak.")
+@click.option("--zero-window", type=click.FloatRange(0), default=1.0, show_default=True,
+              metavar="SECONDS", help="A zero window held this long while the peer "
+                                      "probes is a stall.")
+@click.option("--top", type=click.IntRange(1, 1000), default=3, show_default=True,
+              metavar="N", help="Worst examples shown per kind.")
+def diagnose(file: str, as_json: bool, idle: float, close_wait: float, zero_window: float,
+             top: int) -> None:
+    """Name the close pathologies in a pcap/pcapng FILE, with the frames that prove them.
+
+    Keep-alive races, writes after the peer closed, aborts with unread data, CLOSE-WAIT
+    leaks, FINs never acknowledged, zero-window stalls, refused and unanswered SYNs,
+    TIME-WAIT assassination and 4-tuple reuse: grouped by kind with counts, what each
+    usually means and what to change, and the command to look closer. FILE may be -.
+    """
+    from tcptrace import diagnose as dg
+
+    if any(x != x for x in (idle, close_wait, zero_window)):
+        raise TcptraceError("thresholds take a number of seconds")
+    rules = dg.Rules(idle, close_wait, zero_window)
+    each = None
+    if as_json:
+        def each(f: dg.Finding) -> None:
+            sys.stdout.write(json.dumps(dg.json_record(f)) + "\n")
+    progress = None
+    if sys.stderr.isatty() and not (as_json and sys.stdout.isatty()):
+        from tcptrace.render.console import make_console
+        from tcptrace.render.progress import ReadProgress
+
+        progress = ReadProgress(make_console(stderr=True), "diagnosing")
+    from contextlib import nullcontext
+
+    with progress or nullcontext():
+        result = dg.diagnose(file, rules, top, progress, each)
+    if as_json:
+        for p in result.ports:
+            sys.stdout.write(json.dumps(dg.port_record(p)) + "\n")
+    else:
+        from tcptrace.render.console import make_console
+        from tcptrace.render.diagnose import render_diagnosis
+
+        render_diagnosis(make_console(), result)
+    _warn(result.warnings)
 
 
 @cli.command()

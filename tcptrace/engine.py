@@ -165,13 +165,15 @@ class Scan:
 
     def __init__(self, path: str | os.PathLike[str], linger: float = LINGER,
                  keep: int | Literal["all"] | None = None, progress: Progress | None = None,
+                 rules: _engine.RulesTuple | None = None,
                  vxlan_ports: Sequence[int] = ()):
         self.path = os.fspath(path)
         self.size = _size(self.path)
         self.progress = progress
         keep_arg = -1 if keep == "all" else keep
         try:
-            self._scan = _engine.Scan(self.path, linger, keep_arg, list(vxlan_ports))
+            self._scan = _engine.Scan(self.path, linger, keep_arg, rules,
+                                      list(vxlan_ports))
         except _engine.CaptureError as e:
             raise TcptraceError(str(e)) from None
 
@@ -210,6 +212,22 @@ class Scan:
     @property
     def warnings(self) -> list[str]:
         return self._scan.warnings
+
+    def findings(self) -> Iterator[tuple[int, tuple[str, int], tuple[str, int],
+                                          list[_engine.FindingTuple]]]:
+        """(stream, client, server, findings) of every connection with a finding, as
+        the engine is done with them (the cheap path for `diagnose`)."""
+        scan, progress = self._scan, self.progress
+        while not scan.exhausted:
+            batch = scan.next_findings(BATCH, RECORDS)
+            if progress is not None:
+                progress(scan.bytes_read, self.size)
+            yield from batch
+
+    def tally(self) -> tuple[list[tuple[str, int]], list[_engine.PortTuple]]:
+        """The findings so far: (kind, count) in report order, and refused and
+        unanswered attempts per server port (`diagnose.rs` `Tally`)."""
+        return self._scan.tally()
 
     @property
     def connections(self) -> int:
@@ -299,3 +317,18 @@ def plain_table(raws: Sequence[_engine.Connection], header: Sequence[str], right
     """The connections table of the engine's records (`Scan.raw()`) as aligned plain
     text, laid out by the engine (see python.rs `plain_table`)."""
     return _engine.plain_table(list(raws), list(header), list(right), list(optional))
+
+
+def findings_of(raw: _engine.Connection) -> list[_engine.FindingTuple]:
+    """What the engine's rules found in a connection done with (`diagnose.rs`)."""
+    return raw.findings()
+
+
+def diagnose_segments(conn: Connection, rules: _engine.RulesTuple | None = None
+                      ) -> list[_engine.FindingTuple]:
+    """What the engine's rules find in one connection already decoded (a live run)."""
+    try:
+        return _engine.diagnose_segments(conn.segments, conn.client_ip, conn.client_port,
+                                         rules)
+    except _engine.CaptureError as e:
+        raise TcptraceError(str(e)) from None

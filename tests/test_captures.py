@@ -31,6 +31,7 @@ ADDRESSES = {(False, False): ("127.0.0.2:", "127.0.0.1:"), (False, True): ("[::2
              (True, False): ("192.0.2.2:", "192.0.2.1:"),
              (True, True): ("[2001:db8::2]:", "[2001:db8::1]:")}
 RST_MODES = {"reset", "unread"}
+RST_MODES |= {"keepalive-race"}     # the closer's FIN, the peer's request, its RST
 
 
 def expected(m: re.Match) -> dict:

@@ -176,7 +176,7 @@ def test_json_line_fields_in_contract_order():
     [s] = Scan(CAPTURES / "zeek_http-vlan-0.pcap")
     assert list(json.loads(s.json_line())) == ["schema", "command", "stream", "client",
                                                "server", "vlan", "first", "last", "verdict",
-                                               "sent"]
+                                               "sent", "findings"]
 
 
 def test_csv_rows():

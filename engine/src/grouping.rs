@@ -37,6 +37,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
+use crate::diagnose::{findings, Finding, Mark, Rules};
 use crate::encap::{path_word, Layer};
 use crate::observer::{Observer, State, Step};
 use crate::segment::{Endpoint, Segment, ACK, FIN, RST, SYN};
@@ -103,6 +104,8 @@ pub struct Finished {
     pub server_sent: Sent,
     /// Segments and steps, when the scanner was asked to keep them.
     pub detail: Option<Detail>,
+    /// What `diagnose` found (see `diagnose.rs`).
+    pub findings: Vec<Finding>,
 }
 
 /// An endpoint as plain integers: compared and hashed without a byte-wise compare
@@ -279,6 +282,10 @@ pub struct Scanner {
     pub segments: u64,
     open: u64,
     pub peak_open: u64,
+    /// `diagnose`'s thresholds.
+    rules: Rules,
+    /// The latest capture time seen: the end of the capture, when it is over.
+    now: f64,
 }
 
 impl Scanner {
@@ -297,7 +304,14 @@ impl Scanner {
             segments: 0,
             open: 0,
             peak_open: 0,
+            rules: Rules::default(),
+            now: f64::MIN,
         }
+    }
+
+    /// `diagnose`'s thresholds for the connections handed over from now on.
+    pub fn set_rules(&mut self, rules: Rules) {
+        self.rules = rules;
     }
 
     /// A connection done with, in the order they were done with.
@@ -314,6 +328,7 @@ impl Scanner {
     /// every HOUSEKEEPING records, connections that lingered long enough are handed over.
     pub fn record(&mut self, ts: f64) {
         self.records += 1;
+        self.now = self.now.max(ts);
         if self.records % HOUSEKEEPING == 0 {
             self.housekeeping(ts);
         }
@@ -323,6 +338,7 @@ impl Scanner {
     pub fn add(&mut self, seg: Segment) {
         self.segments += 1;
         let ts = seg.t;
+        self.now = self.now.max(ts);
         let key = Key {
             src: seg.src.into(),
             dst: seg.dst.into(),
@@ -407,6 +423,20 @@ impl Scanner {
                 let conn = self.conn(slot);
                 let sent_fin = conn.ends & if from_a { FIN_A } else { FIN_B } != 0;
                 if reuses_tuple(conn.finished(), sent_fin, seg.seq, conn.syn.map(|s| s.0)) {
+                    let (at, next) = (
+                        Mark {
+                            t: seg.t,
+                            frame: seg.frame,
+                        },
+                        self.connections,
+                    );
+                    let conn = self.conn_mut(slot);
+                    for o in [conn.obs_a.as_mut(), conn.obs_b.as_deref_mut()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        o.clues.reused(at, next);
+                    }
                     self.retire(slot);
                     entry = None;
                 }
@@ -595,23 +625,24 @@ impl Scanner {
             }
         }
         self.open -= 1;
-        self.out.push_back(finish(conn));
+        self.out.push_back(finish(conn, &self.rules, self.now));
     }
 }
 
 /// The roles as decided now, the verdict of that role's observer, and the ladder's steps
 /// when the segments were kept.
-fn finish(conn: Conn) -> Finished {
+fn finish(conn: Conn, rules: &Rules, now: f64) -> Finished {
     let (client, server, roles_guessed) = conn.roles();
     let client_is_a = client == conn.a;
     let Conn {
         obs_a, obs_b, kept, ..
     } = conn;
-    let obs = match (client_is_a, obs_a, obs_b) {
+    let mut obs = match (client_is_a, obs_a, obs_b) {
         (false, _, Some(o)) | (_, None, Some(o)) => *o,
         (_, Some(o), _) => o,
         (_, None, None) => Observer::new(),
     };
+    let clues = std::mem::take(&mut obs.clues);
     let sent = |s: &crate::observer::Side| Sent {
         capture_duplicates: obs.capture_duplicates(s.role),
         inferred: obs.inferred(s.role),
@@ -636,6 +667,8 @@ fn finish(conn: Conn) -> Finished {
             initial,
         }
     });
+    let verdict = classify(&obs);
+    let found = findings(clues, &verdict, conn.last, now.max(conn.last), rules);
     Finished {
         stream: conn.stream,
         client,
@@ -646,20 +679,33 @@ fn finish(conn: Conn) -> Finished {
         first: conn.first,
         last: conn.last,
         packets: obs.packets,
-        verdict: classify(&obs),
+        verdict,
         client_sent: sent(&obs.client),
         server_sent: sent(&obs.server),
         detail,
+        findings: found,
     }
 }
 
 /// One connection whose roles the caller knows (a live run): its steps and verdict.
 pub fn analyse(segments: Vec<Segment>, client: Endpoint) -> (Detail, Verdict) {
+    let (detail, verdict, _) = analyse_with_findings(segments, client, &Rules::default());
+    (detail, verdict)
+}
+
+/// `analyse`, with what `diagnose` finds in it (the capture ends at its last segment).
+pub fn analyse_with_findings(
+    segments: Vec<Segment>,
+    client: Endpoint,
+    rules: &Rules,
+) -> (Detail, Verdict, Vec<Finding>) {
     let mut observer = Observer::new();
     for seg in &segments {
         observer.feed(seg.src == client, seg, true);
     }
     let verdict = classify(&observer);
+    let last = segments.last().map_or(0.0, |s| s.t);
+    let found = findings(observer.clues.clone(), &verdict, last, last, rules);
     let initial = observer.initial;
     let (segments, steps) = observer.into_detail(segments);
     (
@@ -669,6 +715,7 @@ pub fn analyse(segments: Vec<Segment>, client: Endpoint) -> (Detail, Verdict) {
             initial,
         },
         verdict,
+        found,
     )
 }
 

@@ -118,7 +118,14 @@ pub fn push_summary_line(out: &mut String, f: &Finished) {
     push_sent(out, &f.client_sent);
     out.push_str(",\"server\":");
     push_sent(out, &f.server_sent);
-    out.push_str("}}");
+    out.push_str("},\"findings\":[");
+    for (i, finding) in f.findings.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_quoted(out, finding.kind.name());
+    }
+    out.push_str("]}");
 }
 
 /// One connection as a `tcptrace/1` summary object on one line (no newline).

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decode;
+pub mod diagnose;
 pub mod encap;
 pub mod grouping;
 pub mod jsonline;

@@ -97,6 +97,7 @@
 //! wraps (`wrapping_*`) so no input can make it panic, though only a stream of more than
 //! 2^30 segments could reach the edge of an `i64`.
 
+use crate::diagnose::{Clues, Mark, Seen};
 use crate::segment::{Segment, ACK, FIN, RST, SYN};
 use crate::zeek::ZeekTracker;
 
@@ -499,6 +500,8 @@ pub struct Observer {
     /// A SYN+ACK was acknowledged.
     pub handshake: bool,
     pub zeek: ZeekTracker,
+    /// What `diagnose`'s rules need, gathered as the segments pass.
+    pub clues: Clues,
     steps: Vec<Step>,
     /// Segments inferred while annotating, each with the index of its Step.
     inferred_segments: Vec<(usize, Segment)>,
@@ -539,6 +542,7 @@ impl Observer {
             rst_ended: false,
             handshake: false,
             zeek: ZeekTracker::new(),
+            clues: Clues::default(),
             steps: Vec::new(),
             inferred_segments: Vec::new(),
             recent: [[(0, f64::NEG_INFINITY, 0); 2]; 2],
@@ -631,6 +635,7 @@ impl Observer {
         if first {
             self.begin(s, r, seg.flags);
         }
+        let before = (s.state, r.state);
         let mut tags = if first && self.assumed {
             MID_CONNECTION
         } else {
@@ -683,6 +688,25 @@ impl Observer {
                 let index = self.steps.len() - 1;
                 self.inferred_segments.push((index, seg.clone()));
             }
+        }
+        if !inferred {
+            // Findings rest on what the capture holds: an inferred segment proves
+            // nothing of its own.
+            self.clues.note(&Seen {
+                sender: s.role,
+                flags: seg.flags,
+                length: seg.length,
+                win: seg.win,
+                tags,
+                at: Mark {
+                    t: seg.t,
+                    frame: seg.frame,
+                },
+                sender_before: before.0,
+                receiver_before: before.1,
+                sender_after: s.state,
+                receiver_after: r.state,
+            });
         }
     }
 

@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::decode::decode_segment;
+use crate::diagnose::{Finding, PortTally, Rules};
 use crate::grouping::{analyse, Detail, Finished, Keep, Sent};
 use crate::observer::{Step, TAG_NAMES};
 use crate::reader::{open, Source};
@@ -41,9 +42,16 @@ struct Scan {
 impl Scan {
     /// `keep`: None (verdicts only), a stream number (that connection's segments and
     /// steps), or -1 (every connection's).
+    /// `rules`: `diagnose`'s thresholds (idle, close_wait, zero_window), in seconds.
     #[new]
-    #[pyo3(signature = (path, linger, keep=None, vxlan_ports=Vec::new()))]
-    fn new(path: &str, linger: f64, keep: Option<i64>, vxlan_ports: Vec<u16>) -> PyResult<Self> {
+    #[pyo3(signature = (path, linger, keep=None, rules=None, vxlan_ports=Vec::new()))]
+    fn new(
+        path: &str,
+        linger: f64,
+        keep: Option<i64>,
+        rules: Option<(f64, f64, f64)>,
+        vxlan_ports: Vec<u16>,
+    ) -> PyResult<Self> {
         let reader = open(path).map_err(CaptureError::new_err)?;
         let keep = match keep {
             None => Keep::Nothing,
@@ -52,7 +60,46 @@ impl Scan {
         };
         let mut inner = scan::Scan::new(reader, linger, keep);
         inner.add_vxlan_ports(&vxlan_ports);
+        inner.set_rules(rules_of(rules));
         Ok(Self { inner })
+    }
+
+    /// Up to `n` connections done with, reading at most `records` records for them:
+    /// the findings of those that have any, as (stream, client, server, findings).
+    /// `diagnose` reads a capture this way: connections without a finding never become
+    /// Python objects.
+    fn next_findings(&mut self, py: Python<'_>, n: usize, records: u64) -> Vec<Found> {
+        let inner = &mut self.inner;
+        py.detach(|| {
+            let mut budget = records;
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let Some(done) = inner.next_finished_within(&mut budget) else {
+                    break;
+                };
+                if !done.findings.is_empty() {
+                    let found = done.findings.iter().map(finding_tuple).collect();
+                    out.push((
+                        done.stream,
+                        endpoint(done.client),
+                        endpoint(done.server),
+                        found,
+                    ));
+                }
+            }
+            out
+        })
+    }
+
+    /// The findings of every connection handed over so far: (per kind: name and count,
+    /// in report order; per server port, refused and unanswered attempts).
+    fn tally(&self) -> (Vec<(&'static str, u64)>, Vec<PortTuple>) {
+        let tally = &self.inner.tally;
+        let kinds = crate::diagnose::Kind::ALL
+            .iter()
+            .filter_map(|k| tally.by_kind.get(k).map(|n| (k.name(), *n)))
+            .collect();
+        (kinds, tally.ports().iter().map(port_tuple).collect())
     }
 
     /// Up to `n` connections done with, reading at most `records` records for them
@@ -203,6 +250,73 @@ impl Connection {
     fn json_line(&self) -> String {
         crate::jsonline::summary_line(&self.done)
     }
+    /// What `diagnose` found, as `FindingTuple`s.
+    fn findings(&self) -> Vec<FindingTuple> {
+        self.done.findings.iter().map(finding_tuple).collect()
+    }
+}
+
+/// (kind, side, frames, t, seconds, count, SYN pattern, other stream, quiet).
+type FindingTuple = (
+    &'static str,
+    &'static str,
+    Vec<u64>,
+    f64,
+    f64,
+    u64,
+    Vec<f64>,
+    Option<u64>,
+    f64,
+);
+
+/// One connection's findings: (stream, client, server, findings).
+type Found = (u64, (String, u16), (String, u16), Vec<FindingTuple>);
+
+/// (kind, server, connections, SYNs, clients, first, last, example streams).
+type PortTuple = (
+    &'static str,
+    (String, u16),
+    u64,
+    u64,
+    u64,
+    f64,
+    f64,
+    Vec<u64>,
+);
+
+fn finding_tuple(f: &Finding) -> FindingTuple {
+    (
+        f.kind.name(),
+        f.side.name(),
+        f.frames.clone(),
+        f.t,
+        f.seconds,
+        f.count,
+        f.pattern.clone(),
+        f.other_stream,
+        f.quiet,
+    )
+}
+
+fn port_tuple(p: &PortTally) -> PortTuple {
+    (
+        p.kind.name(),
+        endpoint(p.server),
+        p.connections,
+        p.syns,
+        p.clients,
+        p.first,
+        p.last,
+        p.streams.clone(),
+    )
+}
+
+fn rules_of(rules: Option<(f64, f64, f64)>) -> Rules {
+    rules.map_or_else(Rules::default, |(idle, close_wait, zero_window)| Rules {
+        idle,
+        close_wait,
+        zero_window,
+    })
 }
 
 /// (t, src, sport, dst, dport, flags, seq, ack, length, win, (wscale, mss, vlan, frame,
@@ -581,6 +695,26 @@ fn analyse_segments(
     Ok((detail_tuple(&detail), verdict_tuple(&verdict)))
 }
 
+/// What `diagnose` finds in one connection already decoded whose client the caller
+/// knows (a live run; the capture ends at its last segment).
+#[pyfunction]
+#[pyo3(signature = (segments, client_ip, client_port, rules=None))]
+fn diagnose_segments(
+    segments: Vec<Bound<'_, PyAny>>,
+    client_ip: &str,
+    client_port: u16,
+    rules: Option<(f64, f64, f64)>,
+) -> PyResult<Vec<FindingTuple>> {
+    let ip = parse_ip(client_ip)?;
+    let client = Endpoint {
+        ip,
+        port: client_port,
+    };
+    let (_, _, found) =
+        crate::grouping::analyse_with_findings(segments_from(&segments)?, client, &rules_of(rules));
+    Ok(found.iter().map(finding_tuple).collect())
+}
+
 /// Segments already decoded, grouped into connections as a capture's would be: every
 /// connection in the order it was done with, each with its segments and steps.
 #[pyfunction]
@@ -610,6 +744,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analyse_segments, m)?)?;
     m.add_function(wrap_pyfunction!(scan_segments, m)?)?;
     m.add_function(wrap_pyfunction!(plain_table, m)?)?;
+    m.add_function(wrap_pyfunction!(diagnose_segments, m)?)?;
     m.add("CaptureError", m.py().get_type::<CaptureError>())?;
     m.add("TAG_NAMES", TAG_NAMES.to_vec())?;
     Ok(())

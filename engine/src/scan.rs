@@ -5,11 +5,11 @@
 //! over the next connection, so a caller streams a capture of any size (or a pipe) in
 //! flat memory and can show progress as it goes.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 
-use std::collections::BTreeMap;
-
 use crate::decode::{decode_frame, Decoded, Frame, Ports, DEFAULT_PORTS};
+use crate::diagnose::{Rules, Tally};
 use crate::encap::Skip;
 use crate::grouping::{Finished, Keep, Scanner};
 use crate::reader::CaptureReader;
@@ -24,6 +24,8 @@ pub struct Scan<R: Read> {
     skipped: BTreeMap<Skip, u64>,
     /// UDP ports read as VXLAN: IANA's and Linux's, and those the user names.
     vxlan_ports: Vec<u16>,
+    /// The findings of every connection handed over so far.
+    pub tally: Tally,
 }
 
 impl<R: Read> Scan<R> {
@@ -35,6 +37,7 @@ impl<R: Read> Scan<R> {
             records: 0,
             skipped: BTreeMap::new(),
             vxlan_ports: DEFAULT_PORTS.vxlan.to_vec(),
+            tally: Tally::default(),
         }
     }
 
@@ -65,6 +68,10 @@ impl<R: Read> Scan<R> {
     pub fn next_finished_within(&mut self, budget: &mut u64) -> Option<Finished> {
         loop {
             if let Some(done) = self.scanner.pop() {
+                if !done.findings.is_empty() {
+                    self.tally
+                        .add(done.stream, done.client, done.server, &done.findings);
+                }
                 return Some(done);
             }
             if self.ended || *budget == 0 {
@@ -105,6 +112,11 @@ impl<R: Read> Scan<R> {
             Decoded::Other => {}
             Decoded::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
         }
+    }
+
+    /// `diagnose`'s thresholds, before the first connection is handed over.
+    pub fn set_rules(&mut self, rules: Rules) {
+        self.scanner.set_rules(rules);
     }
 
     pub fn warnings(&self) -> &[String] {

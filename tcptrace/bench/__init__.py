@@ -31,6 +31,7 @@ SUMMARY_VS_TSHARK = 0.10        # summary's wall time against tshark's, at most
 SUMMARY_RSS_MIB = 100
 REPLAY_VS_SUMMARY = 2.0         # the table's wall time against summary's, at most
 REPLAY_RSS_MIB = 300            # the table and --json alike
+DIAGNOSE_VS_SUMMARY = 1.5       # issue 13: diagnose's wall time against summary's, at most
 ODD_WALL_S = 5.0                # each odd input: "done in seconds"
 STRETCH_PPS = 5_000_000         # summary's packets per second
 ZEROS_SIZE = 1 << 30            # odd input: a header then zeros
@@ -195,6 +196,7 @@ def jobs(capture: str, zeros: str, syns: str, out: str) -> list[Job]:
         Job("replay", "replay FILE (table)", ours("replay", capture), at("replay.txt")),
         Job("replay-json", "replay --json FILE", ours("replay", "--json", capture),
             at("replay.json")),
+        Job("diagnose", "diagnose FILE", ours("diagnose", capture), at("diagnose.txt")),
     ]
     if shutil.which("tshark"):
         found.append(Job("tshark", "tshark -q -z conv,tcp",

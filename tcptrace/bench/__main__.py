@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from tcptrace.bench import (
+    DIAGNOSE_VS_SUMMARY,
     ODD_WALL_S,
     ONE_SYN,
     REPEAT_UNDER_S,
@@ -171,6 +172,8 @@ def goals(runs: dict[str, Run], acc: Accuracy | None, segments: int,
                 REPLAY_RSS_MIB, "{:.0f} MiB" + (f", {rj.out_mib:,.0f} MiB written" if rj
                                                 else "")),
         same,
+        ratio("diagnose", f"wall ≤ {DIAGNOSE_VS_SUMMARY:g} × summary's", r("diagnose"), s,
+              DIAGNOSE_VS_SUMMARY),
         at_most(f"{ZEROS_SIZE >> 30} GiB of zeros", f"summary in ≤ {ODD_WALL_S:g} s",
                 zeros.wall if zeros else None, ODD_WALL_S, "{:.2f} s"),
         at_most(f"{ONE_SYN:,} SYNs", f"replay's table in ≤ {ODD_WALL_S:g} s",

@@ -304,4 +304,4 @@ SYMMETRIC = {"simultaneous"}
 
 
 # Modes kept in modules of their own (one concept each) register themselves in MODES.
-from tcptrace.live import ending_modes, port_reuse, vanish  # noqa: E402, F401
+from tcptrace.live import ending_modes, keepalive_race, port_reuse, vanish  # noqa: E402, F401

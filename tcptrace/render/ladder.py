@@ -326,7 +326,18 @@ def legend_lines(rows: list[Row], glyphs: Glyphs = UNICODE) -> list[tuple[str, s
                     "application made, or an event it was told of"))
     tags = [t for t in TAG_MEANINGS if any(r.view and t in r.view.tags for r in rows)]
     out += [(f"[{tag}]", TAG_MEANINGS[tag]) for tag in tags]
+    out += finding_legend(rows)
     return out
+
+
+def finding_legend(rows: list[Row]) -> list[tuple[str, str]]:
+    """The `finding:KIND` tags `tcptrace diagnose` puts on the segments that prove it."""
+    from tcptrace.diagnose import FINDING_TAG, KINDS
+
+    seen = dict.fromkeys(t for r in rows if r.view for t in r.view.tags
+                         if t.startswith(FINDING_TAG))
+    return [(f"[{t}]", f"proves the finding '{KINDS[t[len(FINDING_TAG):]].title}' "
+             "(tcptrace diagnose)") for t in seen]
 
 
 def print_wrapped(console: Console, text: str, glyphs: Glyphs, first: str = "",
@@ -401,9 +412,9 @@ def render_connection(console: Console, conn: Connection, views: list[PacketView
                       kernel_events: Sequence[KernelEvent] = (), closer: str = "client",
                       legend: bool = True, skipped: int = 0,
                       findings: Sequence[str] = ()) -> None:
-    """The ladder, then how the connection ended (and a live run's `findings`), then
-    (unless `legend` is off) what the ladder's glyphs and tags mean. `skipped`:
-    segments left out before the first row (--close)."""
+    """The ladder, then how the connection ended, then `findings` (a live run's measured
+    facts, `diagnose`'s findings), then (unless `legend` is off) what the ladder's glyphs
+    and tags mean. `skipped`: segments left out before the first row (--close)."""
     g = glyphs_for(console)
     rows = ladder_rows(views, observations, events, transitions, kernel_events,
                        verdict.final)
@@ -439,7 +450,8 @@ def header_panel(glyphs: Glyphs, lines: list[Text]) -> Panel:
     return Panel(Group(*lines), box=glyphs.box, expand=False)
 
 
-def render_close(console: Console, run, legend: bool = True) -> None:
+def render_close(console: Console, run, legend: bool = True,
+                 findings: Sequence[str] = ()) -> None:
     """A live close run (live.CloseRun): header, ladder, conclusion."""
     g = glyphs_for(console)
     states = ("states: inferred from the segments on each row; ss after each step"
@@ -447,17 +459,17 @@ def render_close(console: Console, run, legend: bool = True) -> None:
     header = [Text.assemble(("tcptrace close --mode ", "bold"), (run.mode.name, "bold cyan"),
                             f"   runtime: {run.runtime}   closer: {run.closer}"),
               *(text_for(g, line) for line in run.what_it_does),
-              *([text_for(g, f"Where: {run.where}", "dim")] if getattr(run, "where", "") else []),
+              *([text_for(g, f"Where: {run.where}", "dim")] if run.where else []),
               text_for(g, f"client {run.connection.client}  {g.to}  server "
                        f"{run.connection.server}   ({states}", "dim")]
     console.print(header_panel(g, header))
     if run.kernel_note:
         print_wrapped(console, f"note: {run.kernel_note}; states come from ss only", g,
                       style="dim")
-    later = getattr(run, "later", ())
+    later = run.later
     render_connection(console, run.connection, run.views, run.verdict, run.observations,
                       run.events, run.bytes, run.transitions, run.kernel_events, run.closer,
-                      legend and not later, findings=getattr(run, "findings", ()))
+                      legend and not later, findings=[*run.findings, *findings])
     for i, more in enumerate(later, 1):
         console.print()
         print_wrapped(console, f"A new connection on the same 4-tuple: client "

@@ -100,6 +100,8 @@ class Totals:
         self.one_direction = 0
         self.capture_duplicates = 0
         self.inferred = 0
+        # diagnose's findings per kind (the engine's tally, set once the scan is done).
+        self.findings: dict[str, int] = {}
 
     def add(self, s: ConnectionSummary) -> None:
         v, conn = s.verdict, s.conn
@@ -174,6 +176,10 @@ def render_tables(console: Console, path: str, totals: Totals) -> None:
     if totals.time_wait:
         console.print(_time_wait_table(console, totals))
     console.print(_talkers_table(console, totals))
+    if totals.findings:
+        console.print(_findings_table(console, totals))
+        console.print("what they mean, with examples: tcptrace diagnose on this capture",
+                      markup=False, highlight=False)
     _print_legend(console, totals)
 
 
@@ -292,3 +298,12 @@ def _print_legend(console: Console, totals: Totals) -> None:
         "history (Zeek): " + "; ".join(letters) + ". Upper case: sent by the client "
         "(originator), lower case: by the server; t and w are written at the 1st, 10th, "
         "100th ... time."))
+
+
+def _findings_table(console: Console, totals: Totals) -> Table:
+    """diagnose's findings per kind."""
+    from tcptrace.diagnose import KINDS, ORDER
+
+    cols = [Col("finding", flex=True), Col("connections", "right")]
+    rows = [(KINDS[k].title, f"{totals.findings[k]:,}") for k in ORDER if k in totals.findings]
+    return fitted_table(console, cols, rows, title="Findings")

@@ -3,6 +3,7 @@ with several connections and the header above one connection's ladder."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from itertools import pairwise
 
@@ -209,7 +210,7 @@ def shown_comments(view: PacketView) -> tuple[str, ...]:
 
 def render_replay(console: Console, path: str, index: int, count: int, conn: Connection,
                   views: list[PacketView], verdict: Verdict, legend: bool = True,
-                  only_close: bool = False) -> None:
+                  only_close: bool = False, findings: Sequence[str] = ()) -> None:
     """One connection's header and ladder; `only_close`: from just before the first
     FIN or RST (ladder.close_part), saying how many segments that leaves out."""
     console.print(replay_header(path, index, count, conn, glyphs_for(console)))
@@ -217,4 +218,5 @@ def render_replay(console: Console, path: str, index: int, count: int, conn: Con
     skipped = 0
     if only_close:
         views, skipped = close_part(views)
-    render_connection(console, conn, views, verdict, legend=legend, skipped=skipped)
+    render_connection(console, conn, views, verdict, legend=legend, skipped=skipped,
+                      findings=findings)
