@@ -82,6 +82,11 @@ def _inferred(step: Step, x: str, y: str, before: dict[str, str], after: dict[st
     elif step.flags & FIN:
         what = f"{x}'s FIN" + (f", having ACKed the {y}'s FIN" if step.tags & ACK_OF_FIN
                                else "")
+    elif step.length == 1:
+        # One sequence number is one byte or a FIN: the engine reads a FIN only once
+        # the acknowledging side has closed too, so say what else it may be.
+        what = (f"{x} sends 1 byte (or its FIN: one sequence number either way, the "
+                f"{y}'s ACKs cannot tell which)")
     else:
         what = f"{x} sends {step.length} bytes"
     changes = _changes(x, y, before, after, plain=True)

@@ -64,6 +64,19 @@ KINDS: dict[str, KindText] = {
         "connection.",
         "read (or drain) what the peer sent before close(); use shutdown(SHUT_WR) then "
         "read to EOF for a graceful close; drop SO_LINGER 0 unless an RST is intended"),
+    "half-open-connection": KindText(
+        "half-open connection (the peer had no connection)",
+        "A answered B's segment with an RST that carries no ACK, the reset a host sends "
+        "for a segment it has no connection for (an abort by close() or SO_LINGER 0 "
+        "carries ACK): A had lost the connection while B still held it, the half-open "
+        "connection of RFC 9293 3.5.2. Consistent with A's host restarting, its socket "
+        "discarded without a FIN or RST, or the connection's state dropped by a NAT, "
+        "firewall or load balancer between them, or an RST forged by a middlebox; "
+        "also with an abort by a stack that sends it without ACK (Linux's carries ACK, "
+        "not every stack's does). B gets ECONNRESET on its next call.",
+        "find where A's state went: a restart (uptime, logs), a NAT or load balancer idle "
+        "timeout shorter than the connection's idle time (enable TCP keepalive below it), "
+        "a failover; B should reconnect and retry idempotent requests"),
     "close-wait-leak": KindText(
         "CLOSE-WAIT leak",
         "The peer's FIN was acknowledged and this side never sent its own FIN, nor "
@@ -271,6 +284,9 @@ def describe(f: Finding, idle: float = 1.0) -> str:
                          f"with a keep-alive race in its ECONNRESET form ({f.side} closed "
                          f"the idle connection with the new request unread)")
             return text
+        case "half-open-connection":
+            return (f"{a} answered {b}'s segment (frame {fr[0]}) with an RST without ACK "
+                    f"(frame {fr[-1]}): it had no connection for it")
         case "close-wait-leak":
             return (f"{a} acknowledged {f.peer}'s FIN (frames {_frames(fr)}) and sent "
                     f"no FIN for the {f.seconds:.3g} s left in the capture")

@@ -106,6 +106,13 @@ class Witness:
         between = [p for p in self.conn if data.frame < p.frame < rst.frame]
         assert not any(p.length and self._from(p, self.a) for p in between), "A answered"
 
+    def half_open_connection(self) -> None:
+        answered, rst = self.frames     # B's segment, A's RST without ACK
+        assert self._from(answered, self.b) and answered.ack and not answered.rst
+        assert rst.rst and not rst.ack and self._from(rst, self.a)
+        assert rst.seq == answered.ackno, "the reset takes its seq from the segment's ACK"
+        assert not any(p.fin and self._from(p, self.a) and p.t <= rst.t for p in self.conn)
+
     def close_wait_leak(self) -> None:
         fin, ack = self.frames          # the peer's (b's) FIN, the leaker's (a's) ACK
         assert fin.fin and self._from(fin, self.b)

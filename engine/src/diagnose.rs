@@ -12,8 +12,12 @@
 //! |                           | it (before a FIN of its own); A answers with RST (FIN, data,   |
 //! |                           | RST)                                                           |
 //! | `write-after-close`       | the same, on a connection that was not idle (FIN, data, RST)   |
-//! | `abort-with-unread-data`  | A's RST without a FIN from A, the last payload being B's, not  |
-//! |                           | answered by A (B's data, A's ACK of it if any, RST)            |
+//! | `abort-with-unread-data`  | A's RST+ACK without a FIN from A, the last payload being B's,  |
+//! |                           | not answered by A (B's data, A's ACK of it if any, RST)        |
+//! | `half-open-connection`    | A's RST *without* ACK, no FIN from A, answering B's segment on |
+//! |                           | a synchronized connection: the reset a host sends for a        |
+//! |                           | segment it has no connection for (RFC 9293 3.5.2, 3.10.7.1;    |
+//! |                           | an abort carries ACK) (B's segment, the RST)                   |
 //! | `close-wait-leak`         | A's FIN ACKed, B never sends FIN, RST or payload again, for    |
 //! |                           | `close_wait` s up to the end of the capture (FIN, its ACK)     |
 //! | `unacked-fin`             | a FIN sent more than once, never ACKed: the sender ends in     |
@@ -42,6 +46,7 @@ pub enum Kind {
     KeepAliveRace,
     WriteAfterClose,
     AbortWithUnreadData,
+    HalfOpenConnection,
     CloseWaitLeak,
     UnackedFin,
     ZeroWindowStall,
@@ -52,10 +57,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::KeepAliveRace,
         Kind::WriteAfterClose,
         Kind::AbortWithUnreadData,
+        Kind::HalfOpenConnection,
         Kind::CloseWaitLeak,
         Kind::UnackedFin,
         Kind::ZeroWindowStall,
@@ -70,6 +76,7 @@ impl Kind {
             Kind::KeepAliveRace => "keep-alive-race",
             Kind::WriteAfterClose => "write-after-close",
             Kind::AbortWithUnreadData => "abort-with-unread-data",
+            Kind::HalfOpenConnection => "half-open-connection",
             Kind::CloseWaitLeak => "close-wait-leak",
             Kind::UnackedFin => "unacked-fin",
             Kind::ZeroWindowStall => "zero-window-stall",
@@ -240,6 +247,8 @@ struct Abort {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Clues {
     first: Mark,
+    /// Each side's latest segment (before the one being noted).
+    last_seen: [Mark; 2],
     last_data: [Mark; 2],
     /// The quiet time before each side's latest payload.
     quiet_before_data: [f64; 2],
@@ -256,6 +265,8 @@ pub struct Clues {
     rst_after_data: Mark,
     /// The rare facts are boxed, to keep the connections in flight small.
     abort: Option<Box<Abort>>,
+    /// (side that reset, the peer's segment it answered, the RST) of `half-open-connection`.
+    unknown: Option<Box<(usize, Mark, Mark)>>,
     stall: [Option<Box<Stall>>; 2],
     worst_stall: [Option<Box<Stall>>; 2],
     time_wait_since: [Mark; 2],
@@ -328,6 +339,7 @@ impl Clues {
         if s.receiver_after == State::TimeWait && s.receiver_before != State::TimeWait {
             self.time_wait_since[peer] = m;
         }
+        self.last_seen[me] = m;
     }
 
     fn note_rst(&mut self, s: &Seen, me: usize, peer: usize) {
@@ -344,7 +356,14 @@ impl Clues {
             State::Established | State::CloseWait | State::SynReceived
         );
         let theirs_last = self.last_data[peer].frame > self.last_data[me].frame;
-        if self.abort.is_none() && self.fins[me].n == 0 && synchronized && theirs_last {
+        let answers_peer = self.last_seen[peer].frame > self.last_seen[me].frame;
+        if s.flags & ACK == 0 && self.fins[me].n == 0 && synchronized && answers_peer {
+            // No ACK: the reset of a host with no connection for the peer's segment
+            // (an abort, close() with unread data or SO_LINGER 0, carries ACK).
+            if self.unknown.is_none() {
+                self.unknown = Some(Box::new((me, self.last_seen[peer], m)));
+            }
+        } else if self.abort.is_none() && self.fins[me].n == 0 && synchronized && theirs_last {
             let answer = if self.answer[me].frame > self.last_data[peer].frame {
                 self.answer[me]
             } else {
@@ -429,6 +448,7 @@ pub fn findings(mut clues: Clues, v: &Verdict, last: f64, now: f64, rules: &Rule
     let mut out = Vec::new();
     out.extend(race(c, rules));
     out.extend(abort_with_unread_data(c));
+    out.extend(half_open_connection(c));
     out.extend(close_wait_leak(c, v, now, rules));
     out.extend(unacked_fin(c, v));
     out.extend(zero_window_stalls(c, rules));
@@ -465,6 +485,13 @@ fn abort_with_unread_data(c: &Clues) -> Option<Finding> {
     );
     f.seconds = a.rst.t - a.data.t;
     f.quiet = a.quiet;
+    Some(f)
+}
+
+fn half_open_connection(c: &Clues) -> Option<Finding> {
+    let (side, answered, rst) = *c.unknown.as_deref()?;
+    let mut f = Finding::new(Kind::HalfOpenConnection, role(side), &[answered, rst]);
+    f.seconds = rst.t - answered.t;
     Some(f)
 }
 
@@ -772,6 +799,34 @@ mod tests {
             seg(0.012, 's', "RA", S + 11, C + 101),
         ]);
         assert_eq!(found(all, 1.0), []);
+    }
+
+    #[test]
+    fn an_rst_without_ack_answering_data_is_a_half_open_connection() {
+        // The server lost the connection (it came back without it): the client's data
+        // retransmitted, never ACKed, then answered by a bare RST (seq = the data's ACK).
+        let all = after_handshake(vec![
+            seg(0.010, 'c', "PA", C + 1, S + 1).len(6),
+            seg(0.210, 'c', "PA", C + 1, S + 1).len(6),
+            seg(0.211, 's', "R", S + 1, 0),
+        ]);
+        assert_eq!(
+            kinds(&found(all, 1.0)),
+            [(Kind::HalfOpenConnection, Role::Server, vec![5, 6])]
+        );
+        // The same RST carrying ACK is an abort, not a lost connection.
+        let all = after_handshake(vec![
+            seg(0.010, 'c', "PA", C + 1, S + 1).len(6),
+            seg(0.211, 's', "RA", S + 1, C + 7),
+        ]);
+        assert_eq!(kinds(&found(all, 1.0))[0].0, Kind::AbortWithUnreadData);
+        // After its own FIN, a side's bare RST for new data is the race, not this.
+        let all = after_handshake(vec![
+            seg(2.0, 's', "FA", S + 1, C + 1),
+            seg(2.1, 'c', "PA", C + 1, S + 2).len(6),
+            seg(2.1001, 's', "R", S + 2, 0),
+        ]);
+        assert_eq!(kinds(&found(all, 1.0))[0].0, Kind::KeepAliveRace);
     }
 
     #[test]

@@ -106,8 +106,10 @@ def _packet(row: LadderRow, y: int) -> str:
     x1, x2 = (CLIENT_X, SERVER_X) if view.sender == "client" else (SERVER_X, CLIENT_X)
     head = "lad-head-" + colour[1:]
     ay = y + 34
+    # A segment the capture does not hold (inferred from the peer's ACKs) is dashed.
+    dash = ' stroke-dasharray="10,7"' if "inferred" in view.tags else ""
     return (f'<line x1="{x1}" y1="{ay}" x2="{x2 + (-8 if x2 > x1 else 8)}" y2="{ay}" '
-            f'stroke="{colour}" stroke-width="3" marker-end="url(#{head})"/>'
+            f'stroke="{colour}" stroke-width="3"{dash} marker-end="url(#{head})"/>'
             f'<text x="{(CLIENT_X + SERVER_X) / 2}" y="{ay - 9}" text-anchor="middle" '
             f'font-size="{LABEL_SIZE}" font-weight="bold" fill="{colour}">'
             f'{escape(arrow_label(view))}</text>')
