@@ -46,9 +46,11 @@ def relative_views(conn: Connection, initial: tuple[str, str],
     rst_seen = False
     reach = {"client": 0, "server": 0}     # each side's highest sequence number + 1
     views = []
-    for step in steps:
+    for i, step in enumerate(steps):
         late = step.seq + step.length < reach[step.sender]
         note = _note(step, before, last_win[step.sender], rst_seen, conn, late)
+        if step.tags & INFERRED and step.flags & FIN and i + 1 < len(steps):
+            note = _reread(note, step, steps[i + 1], before)
         reach[step.sender] = max(reach[step.sender], step.seq + step.length)
         seg = step.segment
         views.append(PacketView(step.t - t0, step.sender, flag_names(step.flags), step.seq,
@@ -84,7 +86,8 @@ def _inferred(step: Step, x: str, y: str, before: dict[str, str], after: dict[st
                                else "")
     elif step.length == 1:
         # One sequence number is one byte or a FIN: the engine reads a FIN only once
-        # the acknowledging side has closed too, so say what else it may be.
+        # the acknowledging side closes too (next, or already), so say what else it
+        # may be.
         what = (f"{x} sends 1 byte (or its FIN: one sequence number either way, the "
                 f"{y}'s ACKs cannot tell which)")
     else:
@@ -92,6 +95,18 @@ def _inferred(step: Step, x: str, y: str, before: dict[str, str], after: dict[st
     changes = _changes(x, y, before, after, plain=True)
     return f"{what}: inferred from the {y}'s ACKs (not in the capture)" + \
         (f"; {changes}" if changes else "")
+
+
+def _reread(note: str, step: Step, proof: Step, before: dict[str, str]) -> str:
+    """An inferred FIN that its peer ACKed while still open (no FIN of its own on that
+    ACK): the engine read that one sequence number as a byte first, then again as the
+    FIN when the peer closed next acknowledging nothing more. Say the other reading."""
+    x, y = step.sender, _OTHER[step.sender]
+    if before[y] != TcpState.ESTABLISHED or proof.sender != y or proof.flags & FIN:
+        return note
+    return note.replace(
+        f"{x}'s FIN:", f"{x}'s FIN (or 1 byte: one sequence number either way; read as "
+        f"the FIN as the {y} closed next, acknowledging nothing more):", 1)
 
 
 def _rules(step: Step, x: str, y: str, before: dict[str, str], after: dict[str, str],

@@ -86,6 +86,41 @@ def test_one_direction_in_the_table_and_the_summary(replay, summary):
     assert "3 segments the capture missed, inferred" in out
 
 
+def test_one_direction_server_closing_first_as_the_whole_capture_shows_it(replay):
+    # The server closes first: the client's ACK of its FIN advances one number while
+    # both are ESTABLISHED (a byte or the FIN); the client's own FIN next, acknowledging
+    # nothing more, makes it the FIN. The same connection captured both ways is the truth.
+    [one] = replay_json(replay, SHAPES / "server-first.pcap")["connections"]
+    [both] = replay_json(replay, SHAPES / "server-first-both.pcap")["connections"]
+    seen = [p for p in one["packets"] if p["frame"] is not None]
+    inferred = [p for p in one["packets"] if p["frame"] is None]
+    assert {p["from"] for p in seen} == {"client"} and len(seen) == 6
+    truth = {(p["seq"], p["ack"], tuple(p["flags"])): p for p in both["packets"]
+             if p["from"] == "client"}
+    for p in seen:
+        want = truth[(p["seq"], p["ack"], tuple(p["flags"]))]
+        assert (p["client_state"], p["server_state"]) == \
+            (want["client_state"], want["server_state"]), p["note"]
+    assert [p["client_state"] for p in seen] == [
+        "SYN-SENT", "ESTABLISHED", "ESTABLISHED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK"]
+    # The whole capture's client goes on to CLOSED on the server's ACK of its FIN: the
+    # one thing the client's own segments cannot show.
+    assert [p["client_state"] for p in both["packets"]][-1] == "CLOSED"
+    assert [(p["flags"], p["seq"], p["len"]) for p in inferred] == [
+        (["SYN", "ACK"], 0, 0), (["ACK"], 1, 44), (["FIN", "ACK"], 45, 0)]
+    server = [(set(p["flags"]) - {"PSH"}, p["seq"], p["len"]) for p in both["packets"]
+              if p["from"] == "server" and (p["len"] or {"SYN", "FIN"} & set(p["flags"]))]
+    assert server == [({"SYN", "ACK"}, 0, 0), ({"ACK"}, 1, 44), ({"FIN", "ACK"}, 45, 0)]
+    fin = inferred[-1]
+    assert fin["server_state"] == "FIN-WAIT-1" and fin["client_state"] == "CLOSE-WAIT"
+    assert "or 1 byte" in fin["note"] and "read as the FIN" in fin["note"]
+    for key in ("close", "first_closer", "time_wait"):
+        assert one["verdict"][key] == both["verdict"][key], key
+    assert one["verdict"]["first_closer"] == "server"
+    assert one["verdict"]["final"] == {"client": "LAST-ACK", "server": "TIME-WAIT"}
+    assert both["verdict"]["final"] == {"client": "CLOSED", "server": "TIME-WAIT"}
+
+
 # -- capture duplicates -------------------------------------------------------------------
 
 def test_doubled_capture_gives_the_single_captures_states_and_verdict(replay, tshark):

@@ -516,6 +516,8 @@ pub struct Observer {
     /// Steps since a SYN whose receiver has not answered: from this index on.
     syn_from: Option<usize>,
     syn_side: Option<Role>,
+    /// A one-number advance that may be the unseen side's FIN (`infer.rs`).
+    reread: Option<Box<infer::Reread>>,
 }
 
 impl Default for Observer {
@@ -550,6 +552,7 @@ impl Observer {
             inferred: [0; 2],
             syn_from: None,
             syn_side: None,
+            reread: None,
         }
     }
 
@@ -575,7 +578,7 @@ impl Observer {
     /// decided outside). With `annotate` false no Step is recorded (the cheap path for
     /// big captures); with true a Step is appended to `steps`, and earlier steps are
     /// rewritten in place when the observer learns more (the SYN receiver pinned, a FIN
-    /// receipt undone).
+    /// receipt undone, a one-number advance read again: `infer.rs`).
     pub fn feed(&mut self, from_client: bool, seg: &Segment, annotate: bool) {
         // The two sides are moved out for the segment's duration, so that the rules can
         // hold the sender, the receiver and the observer's own facts at once.
@@ -613,6 +616,10 @@ impl Observer {
     fn feed_sides(&mut self, s: &mut Side, r: &mut Side, seg: &Segment, annotate: bool) {
         let fingerprint = copies::fingerprint(seg);
         if self.packets > 0 {
+            if self.reread.is_some() {
+                // Before anything reads the state: this segment may settle a reading.
+                self.follow_reread(s, r, seg, annotate);
+            }
             if self.capture_copy(s, r, seg, fingerprint, annotate) {
                 return;
             }
@@ -1545,6 +1552,158 @@ mod tests {
         assert!(obs.handshake);
         // The cheap path reaches the same facts.
         assert_eq!(classify(&run(&client_only(), false)), v);
+    }
+
+    /// The server closes first: its reply, then its FIN, ACKed on its own by the client,
+    /// which closes 50 ms later.
+    fn server_first() -> Vec<Seg> {
+        after_handshake(vec![
+            seg(0.010, 'c', "PA", C + 1, S + 1).len(24),
+            seg(0.011, 's', "A", S + 1, C + 25),
+            seg(0.012, 's', "PA", S + 1, C + 25).len(44),
+            seg(0.013, 'c', "A", C + 25, S + 45),
+            seg(0.020, 's', "FA", S + 45, C + 25),
+            seg(0.021, 'c', "A", C + 25, S + 46),
+            seg(0.070, 'c', "FA", C + 25, S + 46),
+            seg(0.071, 's', "A", S + 46, C + 26),
+        ])
+    }
+
+    fn seen_from_client(segments: Vec<Seg>) -> Vec<Seg> {
+        segments.into_iter().filter(|s| s.from_client).collect()
+    }
+
+    fn rows(obs: &Observer) -> Vec<(Role, u8, i64, u32, bool)> {
+        (obs.steps().iter())
+            .map(|s| (s.sender, s.flags, s.seq, s.length, s.tags & INFERRED != 0))
+            .collect()
+    }
+
+    #[test]
+    fn one_direction_reads_the_number_again_as_the_fin_when_the_client_closes_next() {
+        let obs = annotated(&seen_from_client(server_first()));
+        use Role::{Client as Cl, Server as Sv};
+        assert_eq!(
+            rows(&obs)[4..],
+            [
+                (Sv, ACK, 1, 44, true),
+                (Cl, ACK, 25, 0, false),
+                (Sv, FIN | ACK, 45, 0, true),
+                (Cl, ACK, 25, 0, false),
+                (Cl, FIN | ACK, 25, 0, false),
+            ]
+        );
+        assert_eq!(
+            states_from(&obs, 5),
+            [
+                (Established, Established),
+                (CloseWait, FinWait1),
+                (CloseWait, FinWait2),
+                (LastAck, TimeWait),
+            ]
+        );
+        // The client's rows as the whole capture has them (its FIN's ACK is unseen).
+        let full = annotated(&server_first());
+        let truth: Vec<_> = (full.steps().iter())
+            .filter(|s| s.sender == Role::Client)
+            .map(|s| s.client_state)
+            .collect();
+        let seen: Vec<_> = (obs.steps().iter())
+            .filter(|s| s.sender == Role::Client)
+            .map(|s| s.client_state)
+            .collect();
+        assert_eq!(seen, truth);
+        let (v, want) = (classify(&obs), classify(&full));
+        assert_eq!((v.close, v.first_closer), (want.close, want.first_closer));
+        assert_eq!((v.time_wait, v.final_server), (Some("server"), TimeWait));
+        assert_eq!(v.final_client, LastAck);
+        assert_eq!((obs.server.bytes, obs.inferred(Role::Server)), (44, 3));
+        assert_eq!(classify(&run(&seen_from_client(server_first()), false)), v);
+        let (segments, steps) = obs.into_detail(Vec::new());
+        assert_eq!(segments.len(), 3); // the inferred ones, each at its Step
+        assert_eq!(steps[6].ack, 25);
+        assert_eq!(segments[2].flags, FIN | ACK);
+    }
+
+    #[test]
+    fn a_later_ack_of_one_more_number_keeps_the_byte() {
+        // The counter-case: a 1-byte answer, the client's close, then the server's FIN,
+        // ACKed by the client: nothing follows a FIN, so the one number was a byte.
+        let client = seen_from_client(after_handshake(vec![
+            seg(0.010, 'c', "PA", C + 1, S + 1).len(24),
+            seg(0.013, 'c', "A", C + 25, S + 2),
+            seg(0.070, 'c', "FA", C + 25, S + 2),
+            seg(0.090, 'c', "A", C + 26, S + 3),
+        ]));
+        // Cut before that last ACK, the wire is a server that closed first: the FIN
+        // reading wins there (what the wire cannot tell, infer.rs).
+        let cut = &client[..client.len() - 1];
+        assert_eq!(annotated(cut).first_closer, Some(Role::Server));
+        let obs = annotated(&client);
+        use Role::{Client as Cl, Server as Sv};
+        assert_eq!(
+            rows(&obs)[4..],
+            [
+                (Sv, ACK, 1, 1, true),
+                (Cl, ACK, 25, 0, false),
+                (Cl, FIN | ACK, 25, 0, false),
+                (Sv, FIN | ACK, 2, 0, true),
+                (Cl, ACK, 26, 0, false),
+            ]
+        );
+        assert_eq!(
+            states_from(&obs, 4),
+            [
+                (Established, Established),
+                (Established, Established),
+                (FinWait1, CloseWait),
+                (TimeWait, LastAck),
+                (TimeWait, Closed),
+            ]
+        );
+        let v = classify(&obs);
+        assert_eq!(v.first_closer, Some(Role::Client));
+        assert_eq!((obs.server.bytes, obs.inferred(Role::Server)), (1, 3));
+        let (segments, _) = obs.into_detail(Vec::new());
+        assert_eq!(segments.len(), 3);
+    }
+
+    #[test]
+    fn the_same_rule_from_the_servers_side() {
+        // Only the server's segments (from its SYN+ACK on) of a close the client starts:
+        // the server's FIN, ACKing nothing more, re-reads the one number as the client's.
+        let server = vec![
+            seg(0.0001, 's', "SA", S, C + 1),
+            seg(0.011, 's', "A", S + 1, C + 25),
+            seg(0.012, 's', "PA", S + 1, C + 25).len(44),
+            seg(0.030, 's', "A", S + 45, C + 26),
+            seg(0.080, 's', "FA", S + 45, C + 26),
+        ];
+        let obs = annotated(&server);
+        assert_eq!(obs.first_closer, Some(Role::Client));
+        assert_eq!((obs.client.state, obs.server.state), (TimeWait, LastAck));
+        assert_eq!((obs.client.bytes, obs.inferred(Role::Client)), (24, 2));
+        let fin = &obs.steps()[4];
+        assert_eq!(
+            (fin.sender, fin.flags, fin.seq),
+            (Role::Client, FIN | ACK, 25)
+        );
+        assert_eq!(classify(&run(&server, false)), classify(&obs));
+    }
+
+    #[test]
+    fn the_clients_own_data_after_the_number_keeps_the_byte() {
+        let client = after_handshake(vec![
+            seg(0.010, 'c', "PA", C + 1, S + 1).len(24),
+            seg(0.013, 'c', "A", C + 25, S + 2),
+            seg(0.020, 'c', "PA", C + 25, S + 2).len(100),
+            seg(0.070, 'c', "FA", C + 125, S + 2),
+        ]);
+        let obs = annotated(&seen_from_client(client));
+        assert_eq!(obs.steps()[4].length, 1);
+        assert_eq!(obs.steps()[4].flags, ACK);
+        assert_eq!((obs.client.state, obs.server.state), (FinWait1, CloseWait));
+        assert_eq!(obs.first_closer, Some(Role::Client));
     }
 
     #[test]
