@@ -227,6 +227,11 @@ pub struct Frame<'a> {
 /// What one captured frame holds: its TCP segment (with the VLAN tags and tunnels it
 /// travelled in), no segment, or a segment the decoder could not reach and why.
 pub fn decode_frame(frame: &Frame, comments: Vec<String>, ports: Ports) -> Decoded {
+    if frame.linktype == ETHERNET && frame.data.len() < ETH_HDR {
+        // No ethertype to read (what the walk below finds too, in more steps): a
+        // capture of empty or cut records goes through here millions of times.
+        return Decoded::Other;
+    }
     let mut walk = Walk {
         data: frame.data,
         orig_len: i64::from(frame.orig_len),
@@ -253,10 +258,7 @@ pub fn decode_frame(frame: &Frame, comments: Vec<String>, ports: Ports) -> Decod
                     comments,
                     ip_id,
                 };
-                return match tcp_segment(frame.data, p, len, addrs, meta) {
-                    Some(seg) => Decoded::Segment(seg),
-                    None => Decoded::Skipped(Skip::TcpHeader),
-                };
+                return tcp_segment(frame.data, p, len, addrs, meta);
             }
             other => match walk.step(other) {
                 Ok(next) => next,
@@ -503,15 +505,61 @@ struct Meta {
     ip_id: Option<u16>,
 }
 
+/// The fixed TCP header's fields and the SYN options, read before the segment is built.
+struct TcpHeader {
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    length: u32,
+    win: u16,
+    wscale: Option<u8>,
+    mss: Option<u16>,
+    checksum: Option<u16>,
+}
+
 /// The segment whose TCP header starts at `p`; `tcp_len` is header plus payload as the
-/// IP header states it (possibly negative on a bad header).
+/// IP header states it (possibly negative on a bad header). Built in the `Decoded` it
+/// is returned in: wrapping a finished Segment would copy all of it once more.
 fn tcp_segment(
     data: &[u8],
     p: usize,
     tcp_len: i64,
     (src, dst): (IpAddr, IpAddr),
     meta: Meta,
-) -> Option<Segment> {
+) -> Decoded {
+    let Some(h) = tcp_header(data, p, tcp_len) else {
+        return Decoded::Skipped(Skip::TcpHeader);
+    };
+    Decoded::Segment(Segment {
+        t: meta.ts,
+        src: Endpoint {
+            ip: src,
+            port: h.sport,
+        },
+        dst: Endpoint {
+            ip: dst,
+            port: h.dport,
+        },
+        flags: h.flags,
+        seq: h.seq,
+        ack: h.ack,
+        length: h.length,
+        win: h.win,
+        wscale: h.wscale,
+        mss: h.mss,
+        vlan: meta.vlan,
+        encap: meta.encap,
+        ip_id: meta.ip_id,
+        checksum: h.checksum,
+        frame: meta.index,
+        comments: meta.comments,
+    })
+}
+
+/// The TCP header at `p`, or None when it is cut short or its lengths are impossible.
+fn tcp_header(data: &[u8], p: usize, tcp_len: i64) -> Option<TcpHeader> {
     if p.checked_add(TCP_NEEDED)? > data.len() {
         return None;
     }
@@ -525,16 +573,9 @@ fn tcp_segment(
         let end = (p + hlen).min(data.len());
         (mss, wscale) = syn_options(data.get(p + TCP_MIN_HDR..end).unwrap_or(&[]));
     }
-    Some(Segment {
-        t: meta.ts,
-        src: Endpoint {
-            ip: src,
-            port: be16(data, p)?,
-        },
-        dst: Endpoint {
-            ip: dst,
-            port: be16(data, p + TCP_DPORT_AT)?,
-        },
+    Some(TcpHeader {
+        sport: be16(data, p)?,
+        dport: be16(data, p + TCP_DPORT_AT)?,
         flags,
         seq: be32(data, p + TCP_SEQ_AT)?,
         ack: be32(data, p + TCP_ACK_AT)?,
@@ -542,12 +583,7 @@ fn tcp_segment(
         win: be16(data, p + TCP_WIN_AT)?,
         wscale,
         mss,
-        vlan: meta.vlan,
-        encap: meta.encap,
-        ip_id: meta.ip_id,
         checksum: be16(data, p + TCP_SUM_AT),
-        frame: meta.index,
-        comments: meta.comments,
     })
 }
 

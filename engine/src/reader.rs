@@ -986,6 +986,7 @@ impl<R: Read> CaptureReader<R> {
 
     /// The next record, or None at the end of the source (a clean end, or after a
     /// warning said where reading stopped). The record borrows the reader's buffer.
+    #[inline]
     pub fn next_record(&mut self) -> Option<Record<'_>> {
         if self.done {
             return None;

@@ -108,7 +108,7 @@ impl<R: Read> Scan<R> {
             geneve: DEFAULT_PORTS.geneve,
         };
         match decode_frame(&frame, rec.comments, ports) {
-            Decoded::Segment(seg) => self.scanner.add(seg),
+            Decoded::Segment(seg) => self.scanner.add(&seg),
             Decoded::Other => {}
             Decoded::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
         }

@@ -22,10 +22,10 @@
 //! An inferred segment acknowledges everything the seen side had sent before the ACK
 //! that proves it (its real ACK number is unknown), and advertises no window.
 
-use super::{Observer, Side, State};
+use super::{Machine, Side, State};
 use crate::segment::{Segment, ACK, FIN, RST, SYN};
 
-impl Observer {
+impl Machine {
     /// Before `seg` (from `s`) is applied: infer the segments of `r`'s it proves.
     pub(super) fn infer(&mut self, s: &mut Side, r: &mut Side, seg: &Segment, annotate: bool) {
         if seg.flags & (ACK | RST) != ACK {
