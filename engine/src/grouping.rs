@@ -326,6 +326,7 @@ impl Scanner {
 
     /// Call once per capture record (TCP or not), before its segment if it has one:
     /// every HOUSEKEEPING records, connections that lingered long enough are handed over.
+    #[inline]
     pub fn record(&mut self, ts: f64) {
         self.records += 1;
         self.now = self.now.max(ts);

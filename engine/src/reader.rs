@@ -457,6 +457,7 @@ impl PcapParser {
         (plausible && near).then(|| PCAP_REC_HDR + h.incl as usize)
     }
 
+    #[inline]
     fn next<R: Read>(&mut self, c: &mut Cursor<R>) -> Option<Found> {
         loop {
             if c.pos.saturating_add(PCAP_REC_HDR) > c.win.len && !c.refill(PCAP_REC_HDR) {
