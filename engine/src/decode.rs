@@ -226,7 +226,18 @@ pub struct Frame<'a> {
 
 /// What one captured frame holds: its TCP segment (with the VLAN tags and tunnels it
 /// travelled in), no segment, or a segment the decoder could not reach and why.
+#[inline]
 pub fn decode_frame(frame: &Frame, comments: Vec<String>, ports: Ports) -> Decoded {
+    if frame.linktype == ETHERNET && frame.data.len() < ETH_HDR {
+        // No ethertype to read (what the walk finds too, in more steps): inlined, so a
+        // capture of empty or cut records costs no call per record.
+        return Decoded::Other;
+    }
+    walk_frame(frame, comments, ports)
+}
+
+/// `decode_frame` past its first check.
+fn walk_frame(frame: &Frame, comments: Vec<String>, ports: Ports) -> Decoded {
     let mut walk = Walk {
         data: frame.data,
         orig_len: i64::from(frame.orig_len),
@@ -238,7 +249,14 @@ pub fn decode_frame(frame: &Frame, comments: Vec<String>, ports: Ports) -> Decod
     let Some(mut at) = link_layer(frame.linktype, frame.data) else {
         return Decoded::Skipped(Skip::LinkType(frame.linktype));
     };
-    for _ in 0..MAX_LAYERS {
+    let mut taken = 0;
+    if frame.linktype == ETHERNET && be16(frame.data, ETH_TYPE_AT) == Some(ETH_IPV4) {
+        // Nearly every frame: the two steps (Ethernet, then its ethertype) the loop
+        // would take first, taken at once, and counted as taken.
+        at = At::Ipv4(ETH_HDR);
+        taken = 2;
+    }
+    for _ in taken..MAX_LAYERS {
         at = match at {
             At::Tcp(_, _, _, _) if walk.unread_port.is_some() => {
                 let port = walk.unread_port.unwrap_or_default();
@@ -253,10 +271,7 @@ pub fn decode_frame(frame: &Frame, comments: Vec<String>, ports: Ports) -> Decod
                     comments,
                     ip_id,
                 };
-                return match tcp_segment(frame.data, p, len, addrs, meta) {
-                    Some(seg) => Decoded::Segment(seg),
-                    None => Decoded::Skipped(Skip::TcpHeader),
-                };
+                return tcp_segment(frame.data, p, len, addrs, meta);
             }
             other => match walk.step(other) {
                 Ok(next) => next,
@@ -284,6 +299,7 @@ fn link_layer(linktype: u32, data: &[u8]) -> Option<At> {
 
 impl Walk<'_> {
     /// One header down.
+    #[inline]
     fn step(&mut self, at: At) -> Walked {
         match at {
             At::Ethernet(off) => {
@@ -300,6 +316,7 @@ impl Walk<'_> {
         }
     }
 
+    #[inline]
     fn ether(&mut self, etype: u16, off: usize) -> Walked {
         match etype {
             ETH_IPV4 => Ok(At::Ipv4(off)),
@@ -345,6 +362,7 @@ impl Walk<'_> {
         })
     }
 
+    #[inline]
     fn ipv4(&mut self, off: usize) -> Walked {
         let data = self.data;
         if off + IP4_HDR > data.len() {
@@ -419,6 +437,7 @@ impl Walk<'_> {
     }
 
     /// What an IP header's protocol field leads to: TCP, or a tunnel inside IP.
+    #[inline]
     fn transport(
         &mut self,
         proto: u8,
@@ -503,15 +522,61 @@ struct Meta {
     ip_id: Option<u16>,
 }
 
+/// The fixed TCP header's fields and the SYN options, read before the segment is built.
+struct TcpHeader {
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    length: u32,
+    win: u16,
+    wscale: Option<u8>,
+    mss: Option<u16>,
+    checksum: Option<u16>,
+}
+
 /// The segment whose TCP header starts at `p`; `tcp_len` is header plus payload as the
-/// IP header states it (possibly negative on a bad header).
+/// IP header states it (possibly negative on a bad header). Built in the `Decoded` it
+/// is returned in: wrapping a finished Segment would copy all of it once more.
 fn tcp_segment(
     data: &[u8],
     p: usize,
     tcp_len: i64,
     (src, dst): (IpAddr, IpAddr),
     meta: Meta,
-) -> Option<Segment> {
+) -> Decoded {
+    let Some(h) = tcp_header(data, p, tcp_len) else {
+        return Decoded::Skipped(Skip::TcpHeader);
+    };
+    Decoded::Segment(Segment {
+        t: meta.ts,
+        src: Endpoint {
+            ip: src,
+            port: h.sport,
+        },
+        dst: Endpoint {
+            ip: dst,
+            port: h.dport,
+        },
+        flags: h.flags,
+        seq: h.seq,
+        ack: h.ack,
+        length: h.length,
+        win: h.win,
+        wscale: h.wscale,
+        mss: h.mss,
+        vlan: meta.vlan,
+        encap: meta.encap,
+        ip_id: meta.ip_id,
+        checksum: h.checksum,
+        frame: meta.index,
+        comments: meta.comments,
+    })
+}
+
+/// The TCP header at `p`, or None when it is cut short or its lengths are impossible.
+fn tcp_header(data: &[u8], p: usize, tcp_len: i64) -> Option<TcpHeader> {
     if p.checked_add(TCP_NEEDED)? > data.len() {
         return None;
     }
@@ -525,16 +590,9 @@ fn tcp_segment(
         let end = (p + hlen).min(data.len());
         (mss, wscale) = syn_options(data.get(p + TCP_MIN_HDR..end).unwrap_or(&[]));
     }
-    Some(Segment {
-        t: meta.ts,
-        src: Endpoint {
-            ip: src,
-            port: be16(data, p)?,
-        },
-        dst: Endpoint {
-            ip: dst,
-            port: be16(data, p + TCP_DPORT_AT)?,
-        },
+    Some(TcpHeader {
+        sport: be16(data, p)?,
+        dport: be16(data, p + TCP_DPORT_AT)?,
         flags,
         seq: be32(data, p + TCP_SEQ_AT)?,
         ack: be32(data, p + TCP_ACK_AT)?,
@@ -542,12 +600,7 @@ fn tcp_segment(
         win: be16(data, p + TCP_WIN_AT)?,
         wscale,
         mss,
-        vlan: meta.vlan,
-        encap: meta.encap,
-        ip_id: meta.ip_id,
         checksum: be16(data, p + TCP_SUM_AT),
-        frame: meta.index,
-        comments: meta.comments,
     })
 }
 

@@ -326,6 +326,7 @@ impl Scanner {
 
     /// Call once per capture record (TCP or not), before its segment if it has one:
     /// every HOUSEKEEPING records, connections that lingered long enough are handed over.
+    #[inline]
     pub fn record(&mut self, ts: f64) {
         self.records += 1;
         self.now = self.now.max(ts);
@@ -334,8 +335,9 @@ impl Scanner {
         }
     }
 
-    /// One segment, in capture order.
-    pub fn add(&mut self, seg: Segment) {
+    /// One segment, in capture order. Borrowed: a segment is cloned only when kept, so
+    /// the common path moves none of its bytes (a move is a memcpy per segment).
+    pub fn add(&mut self, seg: &Segment) {
         self.segments += 1;
         let ts = seg.t;
         self.now = self.now.max(ts);
@@ -358,7 +360,7 @@ impl Scanner {
         let flags = seg.flags;
         let (slot, from_a) = match entry {
             Some(e) if flags & (SYN | FIN | RST) == 0 => e,
-            _ => self.special(key, entry, &seg),
+            _ => self.special(key, entry, seg),
         };
         let keep = self.keep;
         let conn = self.conn_mut(slot);
@@ -367,15 +369,15 @@ impl Scanner {
             conn.b_sent = true;
         }
         if let Some(o) = conn.obs_a.as_mut() {
-            o.feed(from_a, &seg, false);
+            o.feed(from_a, seg, false);
         }
         if let Some(o) = conn.obs_b.as_mut() {
-            o.feed(!from_a, &seg, false);
+            o.feed(!from_a, seg, false);
         }
         if let Some(kept) = conn.kept.as_mut() {
-            kept.push((seg, from_a));
+            kept.push((seg.clone(), from_a));
         } else if keep == Keep::All {
-            conn.kept = Some(vec![(seg, from_a)]);
+            conn.kept = Some(vec![(seg.clone(), from_a)]);
         }
         if conn.ends != 0 && conn.since < 0.0 && conn.at_rest() {
             conn.since = ts;
@@ -610,7 +612,11 @@ impl Scanner {
     }
 
     fn retire(&mut self, slot: usize) {
-        let conn = self.slots[slot].take().expect("retiring a live connection");
+        // Read where it lies, then dropped there: moving a connection (its observers
+        // are over a kilobyte each) out of its slot was a copy per connection.
+        let conn = self.slots[slot]
+            .as_mut()
+            .expect("retiring a live connection");
         self.free.push(slot);
         for key in &conn.keys {
             self.by_key.remove(key);
@@ -626,21 +632,20 @@ impl Scanner {
         }
         self.open -= 1;
         self.out.push_back(finish(conn, &self.rules, self.now));
+        self.slots[slot] = None;
     }
 }
 
 /// The roles as decided now, the verdict of that role's observer, and the ladder's steps
 /// when the segments were kept.
-fn finish(conn: Conn, rules: &Rules, now: f64) -> Finished {
+fn finish(conn: &mut Conn, rules: &Rules, now: f64) -> Finished {
     let (client, server, roles_guessed) = conn.roles();
     let client_is_a = client == conn.a;
-    let Conn {
-        obs_a, obs_b, kept, ..
-    } = conn;
-    let mut obs = match (client_is_a, obs_a, obs_b) {
-        (false, _, Some(o)) | (_, None, Some(o)) => *o,
+    let mut none = None;
+    let obs = match (client_is_a, conn.obs_a.as_mut(), conn.obs_b.as_deref_mut()) {
+        (false, _, Some(o)) | (_, None, Some(o)) => o,
         (_, Some(o), _) => o,
-        (_, None, None) => Observer::new(),
+        (_, None, None) => none.insert(Observer::new()),
     };
     let clues = std::mem::take(&mut obs.clues);
     let sent = |s: &crate::observer::Side| Sent {
@@ -652,7 +657,7 @@ fn finish(conn: Conn, rules: &Rules, now: f64) -> Finished {
         zero_windows: s.zero_windows,
         window_probes: s.window_probes,
     };
-    let detail = kept.map(|kept| {
+    let detail = conn.kept.take().map(|kept| {
         let mut observer = Observer::new();
         let mut segments = Vec::with_capacity(kept.len());
         for (seg, from_a) in kept {
@@ -667,14 +672,14 @@ fn finish(conn: Conn, rules: &Rules, now: f64) -> Finished {
             initial,
         }
     });
-    let verdict = classify(&obs);
+    let verdict = classify(obs);
     let found = findings(clues, &verdict, conn.last, now.max(conn.last), rules);
     Finished {
         stream: conn.stream,
         client,
         server,
-        vlan: conn.vlan,
-        encap: conn.encap,
+        vlan: std::mem::take(&mut conn.vlan),
+        encap: std::mem::take(&mut conn.encap),
         roles_guessed,
         first: conn.first,
         last: conn.last,
@@ -731,7 +736,7 @@ mod tests {
         let mut out = Vec::new();
         for s in segments {
             scanner.record(s.t);
-            scanner.add(s);
+            scanner.add(&s);
             while let Some(done) = scanner.pop() {
                 out.push(done);
             }

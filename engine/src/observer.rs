@@ -479,6 +479,15 @@ struct Position {
 pub struct Observer {
     pub client: Side,
     pub server: Side,
+    /// Everything else, apart from the sides so that the rules can borrow the sender,
+    /// the receiver and these at once (moving the sides out and back for each segment
+    /// cost four 176-byte copies per segment). Its fields read as the Observer's own.
+    machine: Machine,
+}
+
+/// The observer's facts other than the two sides, and the rules that move them.
+#[derive(Clone, Debug)]
+pub struct Machine {
     pub packets: u64,
     /// No SYN at the start: states were assumed.
     pub assumed: bool,
@@ -506,8 +515,7 @@ pub struct Observer {
     /// Segments inferred while annotating, each with the index of its Step.
     inferred_segments: Vec<(usize, Segment)>,
     /// Each side's (client, server) two latest segments' fingerprints and times, with
-    /// the peer's packet count then, to recognise capture copies. Kept here, not in
-    /// `Side`: the sides are moved out and back for every segment.
+    /// the peer's packet count then, to recognise capture copies.
     recent: [Recent; 2],
     /// Per side (client, server): frames that were the capture's copies of its
     /// segments, and its segments inferred from the peer's ACKs.
@@ -526,11 +534,76 @@ impl Default for Observer {
     }
 }
 
+impl std::ops::Deref for Observer {
+    type Target = Machine;
+
+    fn deref(&self) -> &Machine {
+        &self.machine
+    }
+}
+
+impl std::ops::DerefMut for Observer {
+    fn deref_mut(&mut self) -> &mut Machine {
+        &mut self.machine
+    }
+}
+
 impl Observer {
     pub fn new() -> Self {
         Observer {
             client: Side::new(Role::Client),
             server: Side::new(Role::Server),
+            machine: Machine::new(),
+        }
+    }
+
+    /// Frames that were the capture's copies of `role`'s segments (also in its packets).
+    pub fn capture_duplicates(&self, role: Role) -> u64 {
+        self.copies[role as usize]
+    }
+
+    /// `role`'s segments the capture missed, inferred from the peer's ACKs (no packets).
+    pub fn inferred(&self, role: Role) -> u64 {
+        self.inferred[role as usize]
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    pub fn into_steps(self) -> Vec<Step> {
+        self.machine.steps
+    }
+
+    /// The Steps with their segments, inferred ones in their places among `kept` (the
+    /// segments as captured, one per Step that is not inferred).
+    pub fn into_detail(self, kept: Vec<Segment>) -> (Vec<Segment>, Vec<Step>) {
+        self.machine.into_detail(kept)
+    }
+
+    /// One segment, in capture order. The caller says which side sent it (roles are
+    /// decided outside). With `annotate` false no Step is recorded (the cheap path for
+    /// big captures); with true a Step is appended to `steps`, and earlier steps are
+    /// rewritten in place when the observer learns more (the SYN receiver pinned, a FIN
+    /// receipt undone, a one-number advance read again: `infer.rs`).
+    pub fn feed(&mut self, from_client: bool, seg: &Segment, annotate: bool) {
+        let Observer {
+            client,
+            server,
+            machine,
+        } = self;
+        let (s, r) = if from_client {
+            (client, server)
+        } else {
+            (server, client)
+        };
+        machine.feed_sides(s, r, seg, annotate);
+    }
+}
+
+impl Machine {
+    fn new() -> Self {
+        Machine {
             packets: 0,
             assumed: false,
             initial: (State::Unknown, State::Unknown),
@@ -553,60 +626,6 @@ impl Observer {
             syn_from: None,
             syn_side: None,
             reread: None,
-        }
-    }
-
-    /// Frames that were the capture's copies of `role`'s segments (also in its packets).
-    pub fn capture_duplicates(&self, role: Role) -> u64 {
-        self.copies[role as usize]
-    }
-
-    /// `role`'s segments the capture missed, inferred from the peer's ACKs (no packets).
-    pub fn inferred(&self, role: Role) -> u64 {
-        self.inferred[role as usize]
-    }
-
-    pub fn steps(&self) -> &[Step] {
-        &self.steps
-    }
-
-    pub fn into_steps(self) -> Vec<Step> {
-        self.steps
-    }
-
-    /// One segment, in capture order. The caller says which side sent it (roles are
-    /// decided outside). With `annotate` false no Step is recorded (the cheap path for
-    /// big captures); with true a Step is appended to `steps`, and earlier steps are
-    /// rewritten in place when the observer learns more (the SYN receiver pinned, a FIN
-    /// receipt undone, a one-number advance read again: `infer.rs`).
-    pub fn feed(&mut self, from_client: bool, seg: &Segment, annotate: bool) {
-        // The two sides are moved out for the segment's duration, so that the rules can
-        // hold the sender, the receiver and the observer's own facts at once.
-        // One at a time, not as a tuple: a tuple is one more copy of both (measured).
-        let (from, to) = if from_client {
-            (Role::Client, Role::Server)
-        } else {
-            (Role::Server, Role::Client)
-        };
-        let mut s = self.take(from);
-        let mut r = self.take(to);
-        self.feed_sides(&mut s, &mut r, seg, annotate);
-        self.put(s);
-        self.put(r);
-    }
-
-    fn take(&mut self, role: Role) -> Side {
-        let slot = match role {
-            Role::Client => &mut self.client,
-            Role::Server => &mut self.server,
-        };
-        std::mem::replace(slot, Side::new(role))
-    }
-
-    fn put(&mut self, side: Side) {
-        match side.role {
-            Role::Client => self.client = side,
-            Role::Server => self.server = side,
         }
     }
 

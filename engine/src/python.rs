@@ -723,7 +723,7 @@ fn scan_segments(segments: Vec<Bound<'_, PyAny>>, linger: f64) -> PyResult<Vec<C
     let mut out = Vec::new();
     for seg in segments_from(&segments)? {
         scanner.record(seg.t);
-        scanner.add(seg);
+        scanner.add(&seg);
         while let Some(done) = scanner.pop() {
             out.push(Connection { done });
         }

@@ -457,6 +457,7 @@ impl PcapParser {
         (plausible && near).then(|| PCAP_REC_HDR + h.incl as usize)
     }
 
+    #[inline]
     fn next<R: Read>(&mut self, c: &mut Cursor<R>) -> Option<Found> {
         loop {
             if c.pos.saturating_add(PCAP_REC_HDR) > c.win.len && !c.refill(PCAP_REC_HDR) {
@@ -986,6 +987,7 @@ impl<R: Read> CaptureReader<R> {
 
     /// The next record, or None at the end of the source (a clean end, or after a
     /// warning said where reading stopped). The record borrows the reader's buffer.
+    #[inline]
     pub fn next_record(&mut self) -> Option<Record<'_>> {
         if self.done {
             return None;

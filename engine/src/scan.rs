@@ -107,10 +107,11 @@ impl<R: Read> Scan<R> {
             vxlan: &self.vxlan_ports,
             geneve: DEFAULT_PORTS.geneve,
         };
-        match decode_frame(&frame, rec.comments, ports) {
+        // Matched by reference: binding the segment by value copied it (160 bytes).
+        match &decode_frame(&frame, rec.comments, ports) {
             Decoded::Segment(seg) => self.scanner.add(seg),
             Decoded::Other => {}
-            Decoded::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
+            Decoded::Skipped(why) => *self.skipped.entry(*why).or_default() += 1,
         }
     }
 

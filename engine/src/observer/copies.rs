@@ -18,7 +18,7 @@ use std::hash::{Hash, Hasher};
 
 use rustc_hash::FxHasher;
 
-use super::{Observer, Side, Step, CAPTURE_DUPLICATE, DUPLICATE_WINDOW};
+use super::{Machine, Side, Step, CAPTURE_DUPLICATE, DUPLICATE_WINDOW};
 use crate::segment::{Segment, ACK, SYN};
 
 /// What makes two frames the same segment; None when the frame carries neither an
@@ -34,7 +34,7 @@ pub(super) fn fingerprint(seg: &Segment) -> Option<u64> {
     Some(h.finish())
 }
 
-impl Observer {
+impl Machine {
     /// When `seg` is a copy of one of `s`'s two latest segments: counted, and (when
     /// annotating) a Step with both states as they stand, tagged CAPTURE_DUPLICATE.
     pub(super) fn capture_copy(

@@ -39,7 +39,7 @@
 //! An inferred segment acknowledges everything the seen side had sent before the ACK
 //! that proves it (its real ACK number is unknown), and advertises no window.
 
-use super::{Observer, Role, Side, State};
+use super::{Machine, Role, Side, State};
 use crate::segment::{Segment, ACK, FIN, RST, SYN};
 
 /// Segments of the seen side kept while a number may still be read again: past this
@@ -70,17 +70,17 @@ pub(super) struct Reread {
     segments: Vec<Segment>,
 }
 
-/// The observer (without its Steps, which are only cut back) and both sides.
+/// The observer's machine (without its Steps, which are only cut back) and both sides.
 #[derive(Clone, Debug)]
 struct Snapshot {
-    obs: Observer,
+    obs: Machine,
     s: Side,
     r: Side,
     steps: usize,
     inferred: usize,
 }
 
-impl Observer {
+impl Machine {
     /// Before `seg` (from `s`) is applied: infer the segments of `r`'s it proves.
     pub(super) fn infer(&mut self, s: &mut Side, r: &mut Side, seg: &Segment, annotate: bool) {
         if seg.flags & (ACK | RST) != ACK {
