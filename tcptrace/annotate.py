@@ -295,6 +295,13 @@ def _rst(step: Step, x: str, y: str, before: dict[str, str], after: dict[str, st
     if xb in (TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2):
         return (f"RST from {x} after its FIN: abortive close — unread data is discarded,"
                 " no TIME-WAIT")
+    synchronized = xb in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.SYN_RECEIVED)
+    if synchronized and not step.flags & ACK:
+        # An abort (close() with unread data, SO_LINGER 0) carries ACK on Linux; a bare
+        # RST is what a host sends for a segment it has no connection for.
+        return (f"RST from {x}, without ACK: the reply of a host with no connection for the "
+                f"{y}'s segment (RFC 9293: {x} lost it, or a middlebox sent the RST), or "
+                "an abort by a stack that omits the ACK; no TIME-WAIT on either side")
     return (f"RST from {x}: abortive close — any unsent or unread data is discarded,"
             " no TIME-WAIT on either side")
 

@@ -86,6 +86,12 @@ def test_resets():
     assert notes(*handshake(), seg(0.01, "c", "RA", C + 1, S + 1))[-1] == (
         "RST from client: abortive close — any unsent or unread data is discarded, "
         "no TIME-WAIT on either side")
+    # The same RST without ACK, answering the server's data: no connection for it.
+    assert notes(*handshake(), seg(0.01, "s", "PA", S + 1, C + 1, length=6),
+                 seg(0.02, "c", "R", C + 1))[-1] == (
+        "RST from client, without ACK: the reply of a host with no connection for the "
+        "server's segment (RFC 9293: client lost it, or a middlebox sent the RST), or an "
+        "abort by a stack that omits the ACK; no TIME-WAIT on either side")
     assert notes(*handshake(), seg(0.01, "s", "RA", S + 1, C + 1),
                  seg(0.0101, "c", "PA", C + 1, S + 1, length=4),
                  seg(0.0102, "s", "R", S + 1))[-2:] == [

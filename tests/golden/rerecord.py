@@ -11,6 +11,12 @@ Re-recorded so far (issue 14):
 - cs_tcp_zerowindowrecovery.pcapng: the capture starts with five client ACKs of
   8,760 bytes of server data it does not hold (tshark: "ACKed segment that wasn't
   captured"); the engine now infers that data, tagged `inferred`.
+- sv_tcp-empty-sack_tcp-opt.pcap, zeek_tcp_fin_retransmission.pcap: a bare RST (no
+  ACK, tshark -e tcp.flags.ack) on a synchronized connection was worded "abortive
+  close"; it is the reply of a host with no connection for the segment (RFC 9293
+  3.10.7.1), or an abort by a stack that omits the ACK (Linux's carries it). Only that
+  row's note changed. close-vanish-return{,-ipv6}.pcapng were recorded again with that
+  wording in their comments (their rows, timings and ports are the new recording's).
 """
 
 from __future__ import annotations
