@@ -17,7 +17,8 @@ REQUEST = b"GET /shapes HTTP/1.0\r\n\r\n"
 REPLY = b"HTTP/1.0 200 OK\r\ncontent-length: 6\r\n\r\nshapes"
 
 
-def server(addr: str, port: int) -> None:
+def _accept(addr: str, port: int) -> socket.socket:
+    """Listen on ADDR:PORT, say so, accept one connection, read its request and reply."""
     family = socket.AF_INET6 if ":" in addr else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as ls:
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -25,13 +26,17 @@ def server(addr: str, port: int) -> None:
         ls.listen(1)
         print("ready", flush=True)
         conn, _ = ls.accept()
-        with conn:
-            conn.recv(4096)
-            conn.sendall(REPLY)
-            while conn.recv(4096):          # to the client's FIN
-                pass
-            time.sleep(0.05)                # the FIN's ACK leaves on its own first
-            conn.shutdown(socket.SHUT_WR)
+    conn.recv(4096)
+    conn.sendall(REPLY)
+    return conn
+
+
+def server(addr: str, port: int) -> None:
+    with _accept(addr, port) as conn:
+        while conn.recv(4096):              # to the client's FIN
+            pass
+        time.sleep(0.05)                    # the FIN's ACK leaves on its own first
+        conn.shutdown(socket.SHUT_WR)
 
 
 def client(addr: str, port: int) -> None:
@@ -49,20 +54,11 @@ def client(addr: str, port: int) -> None:
 
 
 def server_first(addr: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as ls:
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind((addr, port))
-        ls.listen(1)
-        print("ready", flush=True)
-        conn, _ = ls.accept()
-        with conn:
-            conn.recv(4096)
-            conn.sendall(REPLY)
-            time.sleep(0.05)                # the reply's ACK first: the FIN on its own
-            conn.shutdown(socket.SHUT_WR)
-            while conn.recv(4096):          # to the client's FIN
-                pass
+    with _accept(addr, port) as conn:
+        time.sleep(0.05)                    # the reply's ACK first: the FIN on its own
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(4096):              # to the client's FIN
+            pass
 
 
 def client_last(addr: str, port: int) -> None:
